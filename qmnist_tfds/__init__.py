@@ -1,0 +1,7 @@
+"""QMNIST for TensorFlow Datasets: importing this package registers the `qmnist` builder."""
+
+from qmnist_tfds.idx import IdxFormatError
+from qmnist_tfds.qmnist.qmnist_dataset_builder import Builder as QMNIST
+
+__all__ = ["QMNIST", "IdxFormatError"]
+__version__ = "1.0.0"

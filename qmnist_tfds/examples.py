@@ -1,0 +1,130 @@
+"""Turns a pair of QMNIST image and extended-label files into TFDS examples.
+
+Plain functions, testable without TFDS. Images are streamed in chunks and
+PNG-encoded here (`tfds.features.Image` stores encoded bytes untouched), so
+a build holds one chunk of images at a time, whatever the split's size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from qmnist_tfds import idx, png
+
+NUM_CLASSES = 10
+CLASS_COLUMN = 0
+
+# Feature name -> (column of the idx2-int extended labels, documentation).
+# Column 7 is unused upstream (always 0) and is not exposed.
+METADATA_COLUMNS: dict[str, tuple[int, str]] = {
+    "hsf_series": (
+        1,
+        "NIST Handprinted Sample Form series of the digit's writer: series 0-3 "
+        "were written by Census Bureau employees, series 4 by high-school "
+        "students (the harder population).",
+    ),
+    "writer_id": (
+        2,
+        "NIST writer id. A writer belongs to one HSF series; QMNIST's train "
+        "and test sets share no writer.",
+    ),
+    "writer_digit_index": (
+        3,
+        "Position of this digit among all the digits of its writer in NIST.",
+    ),
+    "nist_class_code": (
+        4,
+        "NIST class code: the digit's ASCII code written in hexadecimal and "
+        "stored as a decimal number, so 30 means '0' (0x30) and 39 means '9'.",
+    ),
+    "nist_index": (
+        5,
+        "Global index of the digit in NIST Special Database 19, which is its "
+        "row in the `nist` config.",
+    ),
+    "duplicate_of_nist_index": (
+        6,
+        "For the three digits NIST holds twice, the global NIST index of the "
+        "digit this one duplicates; 0 for every other digit (always 0 in the "
+        "train and test sets, from which duplicates were removed).",
+    ),
+}
+
+ROWS_PER_CHUNK = 8192
+PNG_THREADS = 2
+
+PathLike = str | os.PathLike
+
+
+def check_extended_labels(labels: np.ndarray, path: PathLike) -> None:
+    """Raises `IdxFormatError` for label values the dataset features cannot hold."""
+    classes = labels[:, CLASS_COLUMN]
+    bad = np.flatnonzero((classes < 0) | (classes >= NUM_CLASSES))
+    if bad.size:
+        row = int(bad[0])
+        raise idx.IdxFormatError(
+            f"{os.fspath(path)}: row {row} has class {int(classes[row])}, expected "
+            f"0-{NUM_CLASSES - 1} ({bad.size} such rows)"
+        )
+    for name, (column, _) in METADATA_COLUMNS.items():
+        negative = np.flatnonzero(labels[:, column] < 0)
+        if negative.size:
+            row = int(negative[0])
+            raise idx.IdxFormatError(
+                f"{os.fspath(path)}: row {row} has {name} (column {column}) "
+                f"{int(labels[row, column])}, expected a non-negative value "
+                f"({negative.size} such rows)"
+            )
+
+
+def read_checked_labels(path: PathLike) -> np.ndarray:
+    """Reads an extended-label file and checks its values (see `check_extended_labels`)."""
+    labels = idx.read_extended_labels(path)
+    check_extended_labels(labels, path)
+    return labels
+
+
+def iter_examples(
+    images_path: PathLike,
+    labels_path: PathLike,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    rows_per_chunk: int = ROWS_PER_CHUNK,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yields `(row_index, example)` for rows `start:stop` of an image/label file pair.
+
+    Rows come in file order, keyed by their row index in the files. The two
+    files must hold the same number of rows; when the range reaches the end
+    of the files, the image file must end exactly there.
+    """
+    labels = read_checked_labels(labels_path)
+    with idx.open_images(images_path) as images, ThreadPoolExecutor(
+        PNG_THREADS
+    ) as executor:
+        count = images.header.count
+        if count != len(labels):
+            raise idx.IdxFormatError(
+                f"{os.fspath(images_path)}: {count} images, but "
+                f"{os.fspath(labels_path)} has {len(labels)} label rows"
+            )
+        stop = count if stop is None else min(stop, count)
+        images.skip_rows(start)
+        row = start
+        while row < stop:
+            pixels = images.read_rows(min(rows_per_chunk, stop - row))
+            encoded = png.encode_gray_pngs(pixels, executor=executor)
+            meta = labels[row : row + len(pixels)].tolist()
+            for offset, (image, values) in enumerate(zip(encoded, meta)):
+                example = {"image": image, "label": values[CLASS_COLUMN]}
+                for name, (column, _) in METADATA_COLUMNS.items():
+                    example[name] = values[column]
+                yield row + offset, example
+            row += len(pixels)
+        if stop == count:
+            images.check_end()

@@ -1,0 +1,1 @@
+"""The `qmnist` TFDS dataset folder."""

@@ -1,0 +1,111 @@
+"""QMNIST: the MNIST digits rebuilt from NIST SD19, traced to their writers."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+
+from qmnist_tfds import examples
+
+# Every data file was added by this upstream commit and never changed since;
+# pinning it keeps the URLs valid whatever happens to the branch names.
+UPSTREAM_COMMIT = "c5d0468d749822b3dfc4fcb7110a1e94d541b1c1"
+BASE_URL = (
+    f"https://raw.githubusercontent.com/facebookresearch/qmnist/{UPSTREAM_COMMIT}/"
+)
+FILES = {
+    "train_images": "qmnist-train-images-idx3-ubyte.gz",
+    "train_labels": "qmnist-train-labels-idx2-int.gz",
+    "test_images": "qmnist-test-images-idx3-ubyte.gz",
+    "test_labels": "qmnist-test-labels-idx2-int.gz",
+    "nist_images": "xnist-images-idx3-ubyte.xz",
+    "nist_labels": "xnist-labels-idx2-int.xz",
+}
+CONFIG_FILES = {
+    "qmnist": ("train_images", "train_labels", "test_images", "test_labels"),
+    "nist": ("nist_images", "nist_labels"),
+}
+TEST10K_SIZE = 10_000  # The first 10,000 test rows are MNIST's test set.
+
+_PACKAGE_DIR = epath.Path(__file__).parent.parent
+CHECKSUMS_NAME = "qmnist.tsv"
+
+
+def checksums_file() -> epath.Path:
+    """The checksums file: `checksums/` of a source checkout, else the installed copy.
+
+    A wheel carries the top-level `checksums/` folder as `qmnist_tfds/checksums/`;
+    an editable install or a checkout has no such folder inside the package
+    and uses the checkout's own, which `tfds build --register_checksums` updates.
+    """
+    installed = _PACKAGE_DIR / "checksums" / CHECKSUMS_NAME
+    if installed.exists():
+        return installed
+    return _PACKAGE_DIR.parent / "checksums" / CHECKSUMS_NAME
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """QMNIST and the NIST digits it was drawn from, with writer metadata."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    BUILDER_CONFIGS = [
+        tfds.core.BuilderConfig(
+            name="qmnist",
+            description="QMNIST's 60,000 training and 60,000 test digits; "
+            "test10k and test50k are the first 10,000 and the last 50,000 test digits.",
+        ),
+        tfds.core.BuilderConfig(
+            name="nist",
+            description="All 402,953 digits of NIST Special Database 19, "
+            "preprocessed like QMNIST, in NIST order.",
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "qmnist"
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def _checksums_path(cls) -> epath.Path:
+        return checksums_file()
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        metadata = {
+            name: tfds.features.Scalar(dtype=np.int32, doc=doc)
+            for name, (_, doc) in examples.METADATA_COLUMNS.items()
+        }
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(
+                        shape=(28, 28, 1), doc="28x28 grayscale digit, 0 is background."
+                    ),
+                    "label": tfds.features.ClassLabel(
+                        names=[str(d) for d in range(examples.NUM_CLASSES)],
+                        doc="The digit.",
+                    ),
+                    **metadata,
+                }
+            ),
+            supervised_keys=("image", "label"),
+            homepage="https://github.com/facebookresearch/qmnist",
+            license="BSD-3-Clause",
+            # Users compare QMNIST with MNIST index by index: keep upstream order.
+            disable_shuffling=True,
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        keys = CONFIG_FILES[self.builder_config.name]
+        paths = dl_manager.download({k: BASE_URL + FILES[k] for k in keys})
+        if self.builder_config.name == "nist":
+            return {"nist": self._generate_examples(paths["nist_images"], paths["nist_labels"])}
+        test = (paths["test_images"], paths["test_labels"])
+        return {
+            "train": self._generate_examples(paths["train_images"], paths["train_labels"]),
+            "test": self._generate_examples(*test),
+            "test10k": self._generate_examples(*test, stop=TEST10K_SIZE),
+            "test50k": self._generate_examples(*test, start=TEST10K_SIZE),
+        }
+
+    def _generate_examples(self, images_path, labels_path, start=0, stop=None):
+        yield from examples.iter_examples(images_path, labels_path, start=start, stop=stop)

@@ -120,7 +120,7 @@ def iter_examples(
             pixels = images.read_rows(min(rows_per_chunk, stop - row))
             encoded = png.encode_gray_pngs(pixels, executor=executor)
             meta = labels[row : row + len(pixels)].tolist()
-            for offset, (image, values) in enumerate(zip(encoded, meta)):
+            for offset, (image, values) in enumerate(zip(encoded, meta, strict=True)):
                 example = {"image": image, "label": values[CLASS_COLUMN]}
                 for name, (column, _) in METADATA_COLUMNS.items():
                     example[name] = values[column]

@@ -9,7 +9,8 @@ digits; never present them as such.
     python -m qmnist_tfds.synthetic OUT_DIR [--train N] [--test N] [--nist N]
 
 writes the six files and `checksums.tsv`, their checksums in TFDS's format
-(the real URLs with the synthetic files' sizes and digests).
+(the real URLs with the synthetic files' sizes and digests);
+`python -m qmnist_tfds.synthetic --dummy-data` rewrites the builder's dummy data.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from qmnist_tfds import idx
 from qmnist_tfds.qmnist import qmnist_dataset_builder as qmnist
 
 FULL_SIZES = {"train": 60_000, "test": 60_000, "nist": 402_953}
+# The builder's dummy_data/: enough test rows to cross the test10k boundary,
+# few distinct images so that the files stay small.
+DUMMY_DATA_DIR = pathlib.Path(__file__).parent / "qmnist" / "dummy_data"
+DUMMY_DATA_SIZES = {"train": 20, "test": 10_010, "nist": 30}
+DUMMY_DATA_DISTINCT_IMAGES = 8
 
 # (HSF series, first writer id, last writer id) found in each real split.
 _WRITERS = {
@@ -38,7 +44,9 @@ _NIST_SIZE = FULL_SIZES["nist"]
 _ROWS_PER_WRITE = 16_384
 
 
-def synthetic_images(count: int, rng: np.random.Generator, distinct: int | None = None) -> np.ndarray:
+def synthetic_images(
+    count: int, rng: np.random.Generator, distinct: int | None = None
+) -> np.ndarray:
     """(count, 28, 28) uint8 rings of random centre, radii and stroke width.
 
     With `distinct`, only that many different images are drawn and repeated,
@@ -115,9 +123,16 @@ def write_all(directory: str | os.PathLike, sizes: dict[str, int], *, seed: int 
     return checksums
 
 
+def write_dummy_data(directory: str | os.PathLike) -> pathlib.Path:
+    """Writes the builder's dummy data (see `DUMMY_DATA_SIZES`) into `directory`."""
+    return write_all(directory, DUMMY_DATA_SIZES, distinct_images=DUMMY_DATA_DISTINCT_IMAGES)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir")
+    parser.add_argument("out_dir", nargs="?", help="where to write (omit with --dummy-data)")
+    parser.add_argument("--dummy-data", action="store_true",
+                        help="rewrite the builder's dummy_data/ folder")
     for split, size in FULL_SIZES.items():
         parser.add_argument(f"--{split}", type=int, default=size,
                             help=f"rows of the {split} files (default {size}; 0 skips them)")
@@ -125,6 +140,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--distinct-images", type=int, default=None,
                         help="repeat this many distinct images (small fixtures)")
     args = parser.parse_args(argv)
+    if args.dummy_data:
+        print(write_dummy_data(DUMMY_DATA_DIR))
+        return
+    if not args.out_dir:
+        parser.error("give OUT_DIR or --dummy-data")
     sizes = {s: getattr(args, s) for s in FULL_SIZES if getattr(args, s) > 0}
     print(write_all(args.out_dir, sizes, seed=args.seed, distinct_images=args.distinct_images))
 

@@ -1,0 +1,73 @@
+"""Shared fixtures: paths, the real upstream label files, builds on dummy data."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+
+import pytest
+import tensorflow_datasets as tfds
+from etils import epath
+from tensorflow_datasets.core.download import checksums as tfds_checksums
+
+from qmnist_tfds import QMNIST, synthetic
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+TESTS_DIR = REPO_ROOT / "tests"
+DUMMY_DATA = synthetic.DUMMY_DATA_DIR
+# The real upstream label files live beside the checkout, never inside it.
+UPSTREAM_DIR = pathlib.Path(
+    os.environ.get("QMNIST_UPSTREAM_DIR", REPO_ROOT.parent / "shared" / "qmnist-upstream")
+)
+FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def upstream_dir() -> pathlib.Path:
+    if not (UPSTREAM_DIR / "qmnist-train-labels-idx2-int.gz").exists():
+        pytest.skip(
+            f"the real QMNIST label files are not at {UPSTREAM_DIR} (set "
+            "QMNIST_UPSTREAM_DIR to a folder holding the upstream label files)"
+        )
+    return UPSTREAM_DIR
+
+
+@contextlib.contextmanager
+def registered_checksums(path: os.PathLike | str):
+    """Makes the builder verify downloads against the checksums file `path`.
+
+    For builds on synthetic files only; the real checksums file is untouched.
+    """
+    infos = tfds_checksums.load_url_infos(epath.Path(path))
+    original = QMNIST.__dict__.get("url_infos")
+    QMNIST.url_infos = infos
+    try:
+        yield
+    finally:
+        if original is None:
+            del QMNIST.url_infos
+        else:
+            QMNIST.url_infos = original
+
+
+def build(config: str, data_dir: os.PathLike | str, files_dir: os.PathLike | str,
+          checksums: os.PathLike | str | None = None) -> tfds.core.DatasetBuilder:
+    """Builds `config` into `data_dir` from the files in `files_dir` (as a manual dir)."""
+    builder = tfds.builder("qmnist", config=config, data_dir=os.fspath(data_dir))
+    download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(files_dir))
+    if checksums is None:
+        builder.download_and_prepare(download_config=download_config)
+    else:
+        with registered_checksums(checksums):
+            builder.download_and_prepare(download_config=download_config)
+    return builder
+
+
+@pytest.fixture(scope="session")
+def dummy_build(tmp_path_factory) -> pathlib.Path:
+    """A data_dir holding both configs built from the dummy data."""
+    data_dir = tmp_path_factory.mktemp("dummy_build")
+    for config in ("qmnist", "nist"):
+        build(config, data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv")
+    return data_dir

@@ -1,0 +1,51 @@
+"""The PNG encoder: every image decodes back to its exact pixels, by TF and by Pillow."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from qmnist_tfds import png, synthetic
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8)
+    extremes = np.stack([np.zeros((28, 28), np.uint8), np.full((28, 28), 255, np.uint8)])
+    return np.concatenate([noise, extremes, synthetic.synthetic_images(700, rng)])
+
+
+@pytest.mark.parametrize("level", [1, png.COMPRESSION_LEVEL, 9])
+def test_decodes_to_exact_pixels(images, level):
+    encoded = png.encode_gray_pngs(images, level=level)
+    assert len(encoded) == len(images)
+    for data, pixels in zip(encoded, images, strict=True):
+        assert data.startswith(png.PNG_SIGNATURE)
+        decoded_tf = tf.io.decode_png(data, channels=0).numpy()
+        assert decoded_tf.shape == (28, 28, 1)
+        np.testing.assert_array_equal(decoded_tf[..., 0], pixels)
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()  # checks every chunk's CRC
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.mode == "L"
+            np.testing.assert_array_equal(np.asarray(image), pixels)
+
+
+def test_threads_give_the_same_bytes_in_order(images):
+    with ThreadPoolExecutor(2) as executor:
+        threaded = png.encode_gray_pngs(images, executor=executor)
+    assert threaded == png.encode_gray_pngs(images)
+
+
+def test_accepts_trailing_channel_and_rejects_other_input(images):
+    assert png.encode_gray_pngs(images[:3, ..., None]) == png.encode_gray_pngs(images[:3])
+    with pytest.raises(ValueError, match="expected"):
+        png.encode_gray_pngs(images[:3].astype(np.int32))
+    with pytest.raises(ValueError, match="expected"):
+        png.encode_gray_pngs(images[0])

@@ -29,7 +29,7 @@ def test_examples_in_file_order_with_every_column(pair, start, stop):
                                       rows_per_chunk=7))
     rows = range(50)[start:stop]
     assert [key for key, _ in got] == list(rows)
-    for (key, example), row in zip(got, rows, strict=True):
+    for (_, example), row in zip(got, rows, strict=True):
         decoded = tf.io.decode_png(example["image"]).numpy()[..., 0]
         np.testing.assert_array_equal(decoded, images[row])
         assert example["label"] == labels[row, 0]

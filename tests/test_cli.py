@@ -1,0 +1,66 @@
+"""The real `tfds build` command, run as a subprocess, offline, on the dummy files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from qmnist_tfds import idx
+from qmnist_tfds.qmnist import qmnist_dataset_builder as qmnist
+from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR
+
+
+def _tfds_build(*args: str, checksums=None, cwd=None) -> subprocess.CompletedProcess:
+    tfds_cli = shutil.which("tfds", path=os.path.dirname(sys.executable)) or shutil.which("tfds")
+    assert tfds_cli, "the `tfds` command is not installed"
+    env = dict(os.environ)
+    imports = "qmnist_tfds"
+    if checksums is not None:
+        env["QMNIST_TFDS_TEST_CHECKSUMS"] = os.fspath(checksums)
+        env["PYTHONPATH"] = os.pathsep.join([os.fspath(TESTS_DIR), env.get("PYTHONPATH", "")])
+        imports += ",checksums_plugin"
+    return subprocess.run([tfds_cli, "build", "--imports", imports, *args], env=env,
+                          cwd=cwd or REPO_ROOT.parent, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_tfds_build_both_configs_offline(tmp_path):
+    data_dir = tmp_path / "data"
+    for config in ("qmnist", "nist"):
+        # Each config's manual dir holds its own files only: building `qmnist`
+        # must not need the 51 MB NIST file.
+        manual_dir = tmp_path / f"manual_{config}"
+        manual_dir.mkdir()
+        for key in qmnist.CONFIG_FILES[config]:
+            shutil.copy(DUMMY_DATA / qmnist.FILES[key], manual_dir)
+        result = _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(manual_dir),
+                             "--data_dir", os.fspath(data_dir),
+                             checksums=DUMMY_DATA / "checksums.tsv")
+        assert result.returncode == 0, result.stderr[-3000:]
+    counts = {}
+    for config in ("qmnist", "nist"):
+        builder = tfds.builder(f"qmnist/{config}", data_dir=os.fspath(data_dir))
+        assert builder.is_prepared()
+        counts.update({k: v.num_examples for k, v in builder.info.splits.items()})
+    assert counts == {"train": 20, "test": 10_010, "test10k": 10_000, "test50k": 10, "nist": 30}
+    nist = tfds.as_numpy(tfds.load("qmnist/nist", split="nist", data_dir=os.fspath(data_dir),
+                                   batch_size=-1))
+    np.testing.assert_array_equal(
+        nist["image"][..., 0], idx.read_idx(DUMMY_DATA / qmnist.FILES["nist_images"]))
+
+
+@pytest.mark.parametrize("config", ["qmnist/qmnist", "qmnist/nist"])
+def test_tfds_build_rejects_files_failing_the_real_checksums(tmp_path, config):
+    data_dir = tmp_path / "data"
+    result = _tfds_build(config, "--manual_dir", os.fspath(DUMMY_DATA), "--data_dir",
+                         os.fspath(data_dir))
+    assert result.returncode != 0
+    assert "NonMatchingChecksumError" in result.stderr
+    assert "has wrong checksum" in result.stderr
+    assert not [p for p in data_dir.rglob("*.tfrecord*") if "incomplete." not in str(p)]

@@ -64,3 +64,25 @@ def test_tfds_build_rejects_files_failing_the_real_checksums(tmp_path, config):
     assert "NonMatchingChecksumError" in result.stderr
     assert "has wrong checksum" in result.stderr
     assert not [p for p in data_dir.rglob("*.tfrecord*") if "incomplete." not in str(p)]
+
+
+def test_register_checksums_rewrites_the_checkouts_checksums_folder(tmp_path):
+    """In a copy of the checkout, so that the real checksums file is never touched."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO_ROOT / "qmnist_tfds", checkout / "qmnist_tfds",
+                    ignore=shutil.ignore_patterns("__pycache__", "dummy_data"))
+    shutil.copytree(REPO_ROOT / "checksums", checkout / "checksums")
+    real_before = (REPO_ROOT / "checksums" / "qmnist.tsv").read_bytes()
+    env = dict(os.environ, PYTHONPATH=os.fspath(checkout))
+    tfds_cli = shutil.which("tfds", path=os.path.dirname(sys.executable)) or shutil.which("tfds")
+    result = subprocess.run(
+        [tfds_cli, "build", "--imports", "qmnist_tfds", "qmnist/nist", "--register_checksums",
+         "--manual_dir", os.fspath(DUMMY_DATA), "--data_dir", os.fspath(tmp_path / "data")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    registered = (checkout / "checksums" / "qmnist.tsv").read_text().splitlines()
+    dummy = (DUMMY_DATA / "checksums.tsv").read_text().splitlines()
+    real = real_before.decode().splitlines()
+    assert registered == sorted([line for line in real if "/xnist-" not in line]
+                                + [line for line in dummy if "/xnist-" in line])
+    assert (REPO_ROOT / "checksums" / "qmnist.tsv").read_bytes() == real_before

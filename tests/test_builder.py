@@ -40,8 +40,9 @@ def _load_all(data_dir, split, config="qmnist"):
 
 
 def test_splits_keep_upstream_order_and_every_column(dummy_build):
-    for config, split, stem in [("qmnist", "train", "qmnist-train"), ("qmnist", "test", "qmnist-test"),
-                                ("nist", "nist", "xnist")]:
+    cases = [("qmnist", "train", "qmnist-train"), ("qmnist", "test", "qmnist-test"),
+             ("nist", "nist", "xnist")]
+    for config, split, stem in cases:
         data = _load_all(dummy_build, split, config)
         images = idx.read_idx(next(DUMMY_DATA.glob(f"{stem}-images-*")))
         labels = idx.read_idx(next(DUMMY_DATA.glob(f"{stem}-labels-*")))

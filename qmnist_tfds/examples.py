@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -89,6 +89,29 @@ def read_checked_labels(path: PathLike) -> np.ndarray:
     return labels
 
 
+def _encoded_chunks(images: idx.IdxReader, rows: int, rows_per_chunk: int) -> Iterator[list[bytes]]:
+    """Yields the next `rows` images PNG-encoded, in chunks.
+
+    The next chunk is read and encoded on background threads while the caller
+    consumes the current one, so that encoding overlaps the TFDS writer
+    (decompression and zlib release the GIL).
+    """
+    sizes = [min(rows_per_chunk, rows - done) for done in range(0, rows, rows_per_chunk)]
+    with ThreadPoolExecutor(1) as prefetch, ThreadPoolExecutor(PNG_THREADS) as encoders:
+
+        def submit(size: int) -> Future:
+            return prefetch.submit(
+                lambda: png.encode_gray_pngs(images.read_rows(size), executor=encoders))
+
+        pending = submit(sizes[0]) if sizes else None
+        for size in sizes[1:]:
+            current = pending.result()
+            pending = submit(size)
+            yield current
+        if pending is not None:
+            yield pending.result()
+
+
 def iter_examples(
     images_path: PathLike,
     labels_path: PathLike,
@@ -96,17 +119,26 @@ def iter_examples(
     start: int = 0,
     stop: int | None = None,
     rows_per_chunk: int = ROWS_PER_CHUNK,
+    png_cache: dict[str, list[bytes]] | None = None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yields `(row_index, example)` for rows `start:stop` of an image/label file pair.
 
     Rows come in file order, keyed by their row index in the files. The two
     files must hold the same number of rows; when the range reaches the end
     of the files, the image file must end exactly there.
+
+    With `png_cache`, a pass over a whole image file stores its encoded images
+    there, and later calls for the same file slice them instead of decoding
+    and encoding again (the `test` file serves three splits).
     """
     labels = read_checked_labels(labels_path)
-    with idx.open_images(images_path) as images, ThreadPoolExecutor(
-        PNG_THREADS
-    ) as executor:
+    key = os.fspath(images_path)
+    if png_cache is not None and key in png_cache:
+        encoded = png_cache[key]
+        stop = len(encoded) if stop is None else min(stop, len(encoded))
+        yield from _examples(start, encoded[start:stop], labels[start:stop])
+        return
+    with idx.open_images(images_path) as images:
         count = images.header.count
         if count != len(labels):
             raise idx.IdxFormatError(
@@ -115,16 +147,26 @@ def iter_examples(
             )
         stop = count if stop is None else min(stop, count)
         images.skip_rows(start)
+        whole_file = png_cache is not None and start == 0 and stop == count
+        kept: list[bytes] = []
         row = start
-        while row < stop:
-            pixels = images.read_rows(min(rows_per_chunk, stop - row))
-            encoded = png.encode_gray_pngs(pixels, executor=executor)
-            meta = labels[row : row + len(pixels)].tolist()
-            for offset, (image, values) in enumerate(zip(encoded, meta, strict=True)):
-                example = {"image": image, "label": values[CLASS_COLUMN]}
-                for name, (column, _) in METADATA_COLUMNS.items():
-                    example[name] = values[column]
-                yield row + offset, example
-            row += len(pixels)
+        for encoded in _encoded_chunks(images, stop - start, rows_per_chunk):
+            yield from _examples(row, encoded, labels[row : row + len(encoded)])
+            if whole_file:
+                kept += encoded
+            row += len(encoded)
         if stop == count:
             images.check_end()
+        if whole_file:
+            png_cache[key] = kept
+
+
+def _examples(
+    first_row: int, encoded: list[bytes], labels: np.ndarray
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    columns = [(name, column) for name, (column, _) in METADATA_COLUMNS.items()]
+    for offset, (image, values) in enumerate(zip(encoded, labels.tolist(), strict=True)):
+        example = {"image": image, "label": values[CLASS_COLUMN]}
+        for name, column in columns:
+            example[name] = values[column]
+        yield first_row + offset, example

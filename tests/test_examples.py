@@ -72,3 +72,19 @@ def test_label_values_the_features_cannot_hold(tmp_path, column, value, message)
     with pytest.raises(idx.IdxFormatError, match=re.escape(message)) as error:
         examples.read_checked_labels(path)
     assert str(path) in str(error.value)
+
+
+def test_png_cache_serves_slices_of_a_whole_pass(pair):
+    images_path, labels_path, _, _ = pair
+    cache = {}
+    partial = list(examples.iter_examples(images_path, labels_path, stop=10, png_cache=cache))
+    assert cache == {}  # only a pass over the whole file fills the cache
+    whole = list(examples.iter_examples(images_path, labels_path, rows_per_chunk=7,
+                                        png_cache=cache))
+    assert len(cache[str(images_path)]) == 50
+    images_path.write_bytes(b"gone")  # later slices must come from the cache
+    for start, stop in [(0, 10), (10, None), (3, 4)]:
+        cached = list(examples.iter_examples(images_path, labels_path, start=start, stop=stop,
+                                             png_cache=cache))
+        assert cached == whole[start:stop]
+    assert partial == whole[:10]

@@ -100,12 +100,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if self.builder_config.name == "nist":
             return {"nist": self._generate_examples(paths["nist_images"], paths["nist_labels"])}
         test = (paths["test_images"], paths["test_labels"])
+        cache = {}  # `test` encodes the test images once for all three test splits.
         return {
             "train": self._generate_examples(paths["train_images"], paths["train_labels"]),
-            "test": self._generate_examples(*test),
-            "test10k": self._generate_examples(*test, stop=TEST10K_SIZE),
-            "test50k": self._generate_examples(*test, start=TEST10K_SIZE),
+            "test": self._generate_examples(*test, cache=cache),
+            "test10k": self._generate_examples(*test, stop=TEST10K_SIZE, cache=cache),
+            "test50k": self._generate_examples(*test, start=TEST10K_SIZE, cache=cache),
         }
 
-    def _generate_examples(self, images_path, labels_path, start=0, stop=None):
-        yield from examples.iter_examples(images_path, labels_path, start=start, stop=stop)
+    def _generate_examples(self, images_path, labels_path, start=0, stop=None, cache=None):
+        yield from examples.iter_examples(
+            images_path, labels_path, start=start, stop=stop, png_cache=cache
+        )

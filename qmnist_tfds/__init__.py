@@ -1,7 +1,8 @@
 """QMNIST for TensorFlow Datasets: importing this package registers the `qmnist` builder."""
 
+from qmnist_tfds.arrays import load_arrays
 from qmnist_tfds.idx import IdxFormatError
 from qmnist_tfds.qmnist.qmnist_dataset_builder import Builder as QMNIST
 
-__all__ = ["QMNIST", "IdxFormatError"]
+__all__ = ["QMNIST", "IdxFormatError", "load_arrays"]
 __version__ = "1.0.0"

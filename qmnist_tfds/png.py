@@ -29,13 +29,13 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     )
 
 
-def _png_prefix(height: int, width: int) -> bytes:
+def png_prefix(height: int, width: int) -> bytes:
     # Bit depth 8, color type 0 (grayscale), deflate, adaptive filtering, no interlace.
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return PNG_SIGNATURE + _chunk(b"IHDR", ihdr)
 
 
-_IEND = _chunk(b"IEND", b"")
+IEND_CHUNK = _chunk(b"IEND", b"")
 
 
 def _scanlines(images: np.ndarray) -> np.ndarray:
@@ -64,11 +64,11 @@ def encode_gray_pngs(
         raise ValueError(
             f"expected (N, H, W) uint8 images, got {images.shape} {images.dtype}"
         )
-    prefix = _png_prefix(*images.shape[1:])
+    prefix = png_prefix(*images.shape[1:])
 
     def encode_slice(lines: np.ndarray) -> list[bytes]:
         return [
-            prefix + _chunk(b"IDAT", zlib.compress(scan.tobytes(), level)) + _IEND
+            prefix + _chunk(b"IDAT", zlib.compress(scan.tobytes(), level)) + IEND_CHUNK
             for scan in lines
         ]
 

@@ -51,12 +51,11 @@ def child_build(dataset: str, files: Path, data_dir: Path, file_format: str) -> 
 
     if dataset.startswith("qmnist"):
         from etils import epath
-        from tensorflow_datasets.core.download import checksums
 
-        from qmnist_tfds import QMNIST
+        from qmnist_tfds.qmnist import qmnist_dataset_builder
 
         # Synthetic files carry their own checksums; the real ones would reject them.
-        QMNIST.url_infos = checksums.load_url_infos(epath.Path(files / "checksums.tsv"))
+        qmnist_dataset_builder.checksums_file = lambda: epath.Path(files / "checksums.tsv")
     else:
         from tensorflow_datasets.image_classification import mnist
 

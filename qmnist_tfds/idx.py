@@ -36,6 +36,7 @@ _DTYPES: dict[int, np.dtype] = {
 }
 _MAX_DIMS = 8
 _READ_PIECE_BYTES = 16 << 20
+_MAX_ROW_BYTES = 1 << 30  # one row (an image, a label row) larger than this is no IDX we read
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -157,7 +158,13 @@ class IdxReader:
             raise self._error(f"header truncated: {ndim} dimensions declared, "
                               f"{len(dims) // 4} present")
         shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
-        return IdxHeader(dtype=_DTYPES[magic[2]], shape=shape)
+        header = IdxHeader(dtype=_DTYPES[magic[2]], shape=shape)
+        if header.row_bytes > _MAX_ROW_BYTES:
+            raise self._error(
+                f"dimensions {_shape_str(shape)}: rows of {header.row_bytes} bytes, "
+                f"more than the {_MAX_ROW_BYTES} this reader accepts"
+            )
+        return header
 
     def _check_layout(
         self, magic: int | None, row_shape: tuple[int, ...] | None

@@ -23,8 +23,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from qmnist_tfds import idx
-from qmnist_tfds.qmnist import qmnist_dataset_builder as qmnist
+from qmnist_tfds import downloads, idx
 
 FULL_SIZES = {"train": 60_000, "test": 60_000, "nist": 402_953}
 # The builder's dummy_data/: enough test rows to cross the test10k boundary,
@@ -91,8 +90,8 @@ def write_split(directory: pathlib.Path, split: str, count: int, *, seed: int = 
                 distinct_images: int | None = None) -> None:
     """Writes the image and label files of `split` ("train", "test" or "nist")."""
     rng = np.random.default_rng([seed, list(FULL_SIZES).index(split)])
-    images_name = qmnist.FILES[f"{split}_images"]
-    labels_name = qmnist.FILES[f"{split}_labels"]
+    images_name = downloads.FILES[f"{split}_images"]
+    labels_name = downloads.FILES[f"{split}_labels"]
     idx.write_idx(directory / labels_name, synthetic_labels(split, count, rng))
     sizes = [min(_ROWS_PER_WRITE, count - start) for start in range(0, count, _ROWS_PER_WRITE)]
     chunks = (synthetic_images(n, rng, distinct_images) for n in sizes)
@@ -105,7 +104,7 @@ def checksums_tsv(directory: pathlib.Path, names: Iterable[str]) -> str:
     for name in sorted(names):
         data = (directory / name).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        lines.append(f"{qmnist.BASE_URL}{name}\t{len(data)}\t{digest}\t{name}\n")
+        lines.append(f"{downloads.BASE_URL}{name}\t{len(data)}\t{digest}\t{name}\n")
     return "".join(lines)
 
 
@@ -117,7 +116,7 @@ def write_all(directory: str | os.PathLike, sizes: dict[str, int], *, seed: int 
     names = []
     for split, count in sizes.items():
         write_split(directory, split, count, seed=seed, distinct_images=distinct_images)
-        names += [qmnist.FILES[f"{split}_images"], qmnist.FILES[f"{split}_labels"]]
+        names += [downloads.FILES[f"{split}_images"], downloads.FILES[f"{split}_labels"]]
     checksums = directory / "checksums.tsv"
     checksums.write_text(checksums_tsv(directory, names))
     return checksums

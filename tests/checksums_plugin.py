@@ -9,8 +9,8 @@ not part of the package; no user-facing code path changes verification.
 import os
 
 from etils import epath
-from tensorflow_datasets.core.download import checksums
 
-from qmnist_tfds import QMNIST
+from qmnist_tfds.qmnist import qmnist_dataset_builder
 
-QMNIST.url_infos = checksums.load_url_infos(epath.Path(os.environ["QMNIST_TFDS_TEST_CHECKSUMS"]))
+_PATH = epath.Path(os.environ["QMNIST_TFDS_TEST_CHECKSUMS"])
+qmnist_dataset_builder.checksums_file = lambda: _PATH

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+from unittest import mock
 
 import pytest
 import tensorflow_datasets as tfds
 from etils import epath
-from tensorflow_datasets.core.download import checksums as tfds_checksums
 
-from qmnist_tfds import QMNIST, synthetic
+from qmnist_tfds import synthetic
+from qmnist_tfds.qmnist import qmnist_dataset_builder
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTS_DIR = REPO_ROOT / "tests"
@@ -47,16 +48,8 @@ def registered_checksums(path: os.PathLike | str):
 
     For builds on synthetic files only; the real checksums file is untouched.
     """
-    infos = tfds_checksums.load_url_infos(epath.Path(path))
-    original = QMNIST.__dict__.get("url_infos")
-    QMNIST.url_infos = infos
-    try:
+    with mock.patch.object(qmnist_dataset_builder, "checksums_file", lambda: epath.Path(path)):
         yield
-    finally:
-        if original is None:
-            del QMNIST.url_infos
-        else:
-            QMNIST.url_infos = original
 
 
 def build(config: str, data_dir: os.PathLike | str, files_dir: os.PathLike | str,

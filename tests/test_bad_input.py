@@ -21,8 +21,7 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import download_manager
 
-from qmnist_tfds import IdxFormatError, idx, synthetic
-from qmnist_tfds.qmnist import qmnist_dataset_builder as qmnist
+from qmnist_tfds import IdxFormatError, downloads, idx, synthetic
 from tests.conftest import DUMMY_DATA, build
 from tests.test_cli import _tfds_build
 
@@ -30,8 +29,8 @@ from tests.test_cli import _tfds_build
 def _manual_dir(tmp_path, config: str):
     manual = tmp_path / "manual"
     manual.mkdir()
-    for key in qmnist.CONFIG_FILES[config]:
-        shutil.copy(DUMMY_DATA / qmnist.FILES[key], manual)
+    for key in downloads.CONFIG_FILES[config]:
+        shutil.copy(DUMMY_DATA / downloads.FILES[key], manual)
     return manual
 
 
@@ -58,8 +57,8 @@ def _assert_nothing_looks_complete(data_dir, config):
 def _rebuild_succeeds(tmp_path, data_dir, config):
     good = tmp_path / "good"
     good.mkdir()
-    for key in qmnist.CONFIG_FILES[config]:
-        shutil.copy(DUMMY_DATA / qmnist.FILES[key], good)
+    for key in downloads.CONFIG_FILES[config]:
+        shutil.copy(DUMMY_DATA / downloads.FILES[key], good)
     builder = build(config, data_dir, good, DUMMY_DATA / "checksums.tsv")
     assert builder.is_prepared()
     assert all(s.num_examples for s in builder.info.splits.values())
@@ -93,7 +92,7 @@ def test_checksum_gate(tmp_path, key, tamper):
     config = "nist" if key.startswith("nist") else "qmnist"
     manual = _manual_dir(tmp_path, config)
     checksums = _register(manual)
-    name = qmnist.FILES[key]
+    name = downloads.FILES[key]
     good = (manual / name).read_bytes()
     (manual / name).write_bytes(TAMPERING[tamper](good))
     data_dir = tmp_path / "data"
@@ -139,8 +138,8 @@ def _labels_7_columns(raw: bytes) -> bytes:
     return idx.encode_idx(labels[:, :7].astype(np.int32))
 
 
-TRAIN_IMAGES, TRAIN_LABELS = qmnist.FILES["train_images"], qmnist.FILES["train_labels"]
-NIST_IMAGES, NIST_LABELS = qmnist.FILES["nist_images"], qmnist.FILES["nist_labels"]
+TRAIN_IMAGES, TRAIN_LABELS = downloads.FILES["train_images"], downloads.FILES["train_labels"]
+NIST_IMAGES, NIST_LABELS = downloads.FILES["nist_images"], downloads.FILES["nist_labels"]
 DECODER_CASES = {
     "gzip corrupt": ("qmnist", TRAIN_IMAGES, lambda d: d[:20] + bytes(64) + d[84:],
                      "corrupt or truncated compressed data"),

@@ -13,15 +13,14 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import download_manager
 
-from qmnist_tfds import QMNIST, examples, idx
-from qmnist_tfds.qmnist import qmnist_dataset_builder as qmnist
+from qmnist_tfds import QMNIST, downloads, examples, idx
 from tests.conftest import DUMMY_DATA, build
 
 
 class QmnistConfigTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = QMNIST
     BUILDER_CONFIG_NAMES_TO_TEST = ["qmnist"]
-    DL_DOWNLOAD_RESULT = qmnist.FILES
+    DL_DOWNLOAD_RESULT = downloads.FILES
     SPLITS = {"train": 20, "test": 10_010, "test10k": 10_000, "test50k": 10}
     OVERLAPPING_SPLITS = ["test", "test10k", "test50k"]
 
@@ -29,7 +28,7 @@ class QmnistConfigTest(tfds.testing.DatasetBuilderTestCase):
 class NistConfigTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = QMNIST
     BUILDER_CONFIG_NAMES_TO_TEST = ["nist"]
-    DL_DOWNLOAD_RESULT = qmnist.FILES
+    DL_DOWNLOAD_RESULT = downloads.FILES
     SPLITS = {"nist": 30}
 
 
@@ -69,7 +68,7 @@ def test_as_supervised_gives_image_and_label(dummy_build):
     ds = tfds.load("qmnist", split="train", data_dir=os.fspath(dummy_build), as_supervised=True)
     image, label = next(iter(tfds.as_numpy(ds)))
     assert image.shape == (28, 28, 1) and image.dtype == np.uint8
-    assert label == idx.read_idx(DUMMY_DATA / qmnist.FILES["train_labels"])[0, 0]
+    assert label == idx.read_idx(DUMMY_DATA / downloads.FILES["train_labels"])[0, 0]
 
 
 def test_info_documents_every_feature(dummy_build):
@@ -107,9 +106,9 @@ def test_files_failing_the_real_checksums_are_rejected(tmp_path, config):
     with pytest.raises(download_manager.NonMatchingChecksumError) as error:
         build(config, tmp_path / "data", DUMMY_DATA)
     message = str(error.value)
-    names = [qmnist.FILES[key] for key in qmnist.CONFIG_FILES[config]]
+    names = [downloads.FILES[key] for key in downloads.CONFIG_FILES[config]]
     name = next(n for n in names if f"{n} " in message or f"{n}'" in message)
-    real = QMNIST.url_infos[qmnist.BASE_URL + name]
+    real = QMNIST.url_infos[downloads.BASE_URL + name]
     actual = hashlib.sha256((DUMMY_DATA / name).read_bytes()).hexdigest()
     assert f"Expected: UrlInfo(size={real.size}, checksum='{real.checksum}'" in message
     assert f"checksum='{actual}'" in message

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from qmnist_tfds import idx
-from qmnist_tfds.qmnist import qmnist_dataset_builder as qmnist
+from qmnist_tfds import downloads, idx
 from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR
 
 
@@ -37,8 +36,8 @@ def test_tfds_build_both_configs_offline(tmp_path):
         # must not need the 51 MB NIST file.
         manual_dir = tmp_path / f"manual_{config}"
         manual_dir.mkdir()
-        for key in qmnist.CONFIG_FILES[config]:
-            shutil.copy(DUMMY_DATA / qmnist.FILES[key], manual_dir)
+        for key in downloads.CONFIG_FILES[config]:
+            shutil.copy(DUMMY_DATA / downloads.FILES[key], manual_dir)
         result = _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(manual_dir),
                              "--data_dir", os.fspath(data_dir),
                              checksums=DUMMY_DATA / "checksums.tsv")
@@ -52,7 +51,7 @@ def test_tfds_build_both_configs_offline(tmp_path):
     nist = tfds.as_numpy(tfds.load("qmnist/nist", split="nist", data_dir=os.fspath(data_dir),
                                    batch_size=-1))
     np.testing.assert_array_equal(
-        nist["image"][..., 0], idx.read_idx(DUMMY_DATA / qmnist.FILES["nist_images"]))
+        nist["image"][..., 0], idx.read_idx(DUMMY_DATA / downloads.FILES["nist_images"]))
 
 
 @pytest.mark.parametrize("config", ["qmnist/qmnist", "qmnist/nist"])

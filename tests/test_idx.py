@@ -104,6 +104,10 @@ MALFORMED = {
         _header(0x00000803, 1, 28, 28) + bytes(784 + 5),
         "5 trailing bytes after the 1 rows the header declares",
     ),
+    "huge rows": (
+        _header(0x00000804, 0, 2**32 - 1, 2**32 - 1, 2**32 - 1),
+        "rows of 79228162458924105385300197375 bytes, more than the 1073741824",
+    ),
     "labels as images": (
         _header(0x00000C02, 1, 8) + bytes(32),
         "magic number 0x00000C02, expected 0x00000803",

@@ -11,8 +11,7 @@ import zipfile
 import pytest
 
 import qmnist_tfds
-from qmnist_tfds import QMNIST
-from qmnist_tfds.qmnist import qmnist_dataset_builder as qmnist
+from qmnist_tfds import QMNIST, downloads
 from tests.conftest import REPO_ROOT
 
 CHECKSUMS = REPO_ROOT / "checksums" / "qmnist.tsv"
@@ -20,15 +19,15 @@ CHECKSUMS = REPO_ROOT / "checksums" / "qmnist.tsv"
 
 def test_checksums_register_the_six_files_under_pinned_urls():
     infos = QMNIST.url_infos
-    assert set(infos) == {qmnist.BASE_URL + name for name in qmnist.FILES.values()}
+    assert set(infos) == {downloads.BASE_URL + name for name in downloads.FILES.values()}
     assert re.fullmatch(r"https://raw\.githubusercontent\.com/facebookresearch/qmnist/"
-                        r"[0-9a-f]{40}/", qmnist.BASE_URL)
+                        r"[0-9a-f]{40}/", downloads.BASE_URL)
     for url, info in infos.items():
         assert info.filename == url.rsplit("/", 1)[1]
         assert re.fullmatch(r"[0-9a-f]{64}", info.checksum)
     md5_names = [line.split("  ")[1] for line in
                  (REPO_ROOT / "checksums" / "qmnist.md5").read_text().splitlines()]
-    assert sorted(md5_names) == sorted(qmnist.FILES.values())
+    assert sorted(md5_names) == sorted(downloads.FILES.values())
 
 
 def test_checksums_agree_with_the_upstream_readme(upstream_dir):
@@ -40,8 +39,8 @@ def test_checksums_agree_with_the_upstream_readme(upstream_dir):
             table[cells[0]] = (int(cells[1]), cells[2], cells[3])
     md5s = dict(line.split("  ")[::-1] for line in
                 (REPO_ROOT / "checksums" / "qmnist.md5").read_text().splitlines())
-    for name in qmnist.FILES.values():
-        info = QMNIST.url_infos[qmnist.BASE_URL + name]
+    for name in downloads.FILES.values():
+        info = QMNIST.url_infos[downloads.BASE_URL + name]
         assert (info.size, md5s[name], info.checksum) == table[name], name
 
 

@@ -13,7 +13,7 @@ import lzma
 import numpy as np
 import pytest
 
-from qmnist_tfds import examples, idx
+from qmnist_tfds import downloads, examples, idx
 from qmnist_tfds.qmnist import qmnist_dataset_builder as qmnist
 
 FILES = {
@@ -123,7 +123,7 @@ def test_real_files_match_the_checksums_files(upstream_dir):
         (qmnist.checksums_file().parent / "qmnist.md5").read_text().splitlines())
     for name in FILES.values():
         data = (upstream_dir / name).read_bytes()
-        info = builder_infos[qmnist.BASE_URL + name]
+        info = builder_infos[downloads.BASE_URL + name]
         assert (info.size, info.checksum, info.filename) == (
             len(data), hashlib.sha256(data).hexdigest(), name)
         assert md5s[name] == hashlib.md5(data).hexdigest()

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import requests
 import tensorflow_datasets as tfds
 from etils import epath
+from tensorflow_datasets.core.download import checksums
 
-from qmnist_tfds import examples
+from qmnist_tfds import downloads, examples
 
-# Every data file was added by this upstream commit and never changed since;
-# pinning it keeps the URLs valid whatever happens to the branch names.
-UPSTREAM_COMMIT = "c5d0468d749822b3dfc4fcb7110a1e94d541b1c1"
-BASE_URL = (
-    f"https://raw.githubusercontent.com/facebookresearch/qmnist/{UPSTREAM_COMMIT}/"
-)
-FILES = {
-    "train_images": "qmnist-train-images-idx3-ubyte.gz",
-    "train_labels": "qmnist-train-labels-idx2-int.gz",
-    "test_images": "qmnist-test-images-idx3-ubyte.gz",
-    "test_labels": "qmnist-test-labels-idx2-int.gz",
-    "nist_images": "xnist-images-idx3-ubyte.xz",
-    "nist_labels": "xnist-labels-idx2-int.xz",
-}
-CONFIG_FILES = {
-    "qmnist": ("train_images", "train_labels", "test_images", "test_labels"),
-    "nist": ("nist_images", "nist_labels"),
-}
 TEST10K_SIZE = 10_000  # The first 10,000 test rows are MNIST's test set.
 
 _PACKAGE_DIR = epath.Path(__file__).parent.parent
@@ -43,6 +27,25 @@ def checksums_file() -> epath.Path:
     if installed.exists():
         return installed
     return _PACKAGE_DIR.parent / "checksums" / CHECKSUMS_NAME
+
+
+class _ChecksumRecords:
+    """The builder's `url_infos`: what the checksums file registers, by URL.
+
+    Read on each access rather than memoized (so tests can point
+    `checksums_file` elsewhere). A builder with a mirror also gets the same
+    records under the mirror's URLs, so its downloads are verified exactly as
+    upstream's.
+    """
+
+    def __get__(self, builder: Builder | None, cls: type[Builder]):
+        path = cls._checksums_path
+        if not path.exists():
+            return None
+        records = checksums.load_url_infos(path)
+        if builder is not None and builder._base_url != downloads.BASE_URL:
+            records = downloads.mirrored_url_infos(records, builder._base_url)
+        return records
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -63,6 +66,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         ),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "qmnist"
+
+    def __init__(self, *, mirror_url: str | None = None, **kwargs):
+        """`mirror_url` (or $QMNIST_TFDS_MIRROR): a folder URL serving the upstream
+        files under their names, verified against the same checksums."""
+        self._base_url = downloads.mirror_base_url(mirror_url) or downloads.BASE_URL
+        super().__init__(**kwargs)
+
+    url_infos = _ChecksumRecords()
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -95,8 +106,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        keys = CONFIG_FILES[self.builder_config.name]
-        paths = dl_manager.download({k: BASE_URL + FILES[k] for k in keys})
+        config = self.builder_config.name
+        urls = downloads.file_urls(config, self._base_url)
+        try:
+            paths = dl_manager.download(urls)
+        except (tfds.download.DownloadError, requests.RequestException, OSError) as e:
+            raise tfds.download.DownloadError(downloads.failure_help(config, urls, e)) from e
         if self.builder_config.name == "nist":
             return {"nist": self._generate_examples(paths["nist_images"], paths["nist_labels"])}
         test = (paths["test_images"], paths["test_labels"])

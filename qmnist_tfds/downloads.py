@@ -1,0 +1,73 @@
+"""Where the QMNIST files come from: upstream URLs, file names, mirrors.
+
+Kept apart from the builder module so that it reads the environment with the
+real `os` even inside TFDS's test case, which mocks `os` in the builder module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TypeVar
+
+# Every data file was added by this upstream commit and never changed since;
+# pinning it keeps the URLs valid whatever happens to the branch names.
+UPSTREAM_COMMIT = "c5d0468d749822b3dfc4fcb7110a1e94d541b1c1"
+BASE_URL = f"https://raw.githubusercontent.com/facebookresearch/qmnist/{UPSTREAM_COMMIT}/"
+FILES = {
+    "train_images": "qmnist-train-images-idx3-ubyte.gz",
+    "train_labels": "qmnist-train-labels-idx2-int.gz",
+    "test_images": "qmnist-test-images-idx3-ubyte.gz",
+    "test_labels": "qmnist-test-labels-idx2-int.gz",
+    "nist_images": "xnist-images-idx3-ubyte.xz",
+    "nist_labels": "xnist-labels-idx2-int.xz",
+}
+CONFIG_FILES = {
+    "qmnist": ("train_images", "train_labels", "test_images", "test_labels"),
+    "nist": ("nist_images", "nist_labels"),
+}
+# A folder URL serving the upstream files under their upstream names.
+MIRROR_ENV = "QMNIST_TFDS_MIRROR"
+
+Info = TypeVar("Info")
+
+
+def mirror_base_url(mirror_url: str | None = None) -> str | None:
+    """The mirror to download from: the argument, else $QMNIST_TFDS_MIRROR, else None."""
+    mirror = mirror_url or os.environ.get(MIRROR_ENV) or None
+    return None if mirror is None else mirror.rstrip("/") + "/"
+
+
+def file_urls(config: str, base_url: str) -> dict[str, str]:
+    """Download key -> URL of every file the config needs, under `base_url`."""
+    return {key: base_url + FILES[key] for key in CONFIG_FILES[config]}
+
+
+def mirrored_url_infos(registered: Mapping[str, Info], base_url: str) -> dict[str, Info]:
+    """`registered` plus, for every upstream URL in it, the same record under `base_url`.
+
+    A mirror's files are thus verified against exactly the upstream sizes and digests.
+    """
+    mirrored = dict(registered)
+    for url, info in registered.items():
+        if url.startswith(BASE_URL):
+            mirrored[base_url + url[len(BASE_URL):]] = info
+    return mirrored
+
+
+def failure_help(config: str, urls: Mapping[str, str], error: BaseException) -> str:
+    """The message of a failed download: what failed, and the three ways out."""
+    names = [FILES[key] for key in CONFIG_FILES[config]]
+    base = next(iter(urls.values())).rsplit("/", 1)[0] + "/"
+    return (
+        f"Could not download the files of qmnist/{config} from {base} "
+        f"({type(error).__name__}: {error}).\n"
+        f"It needs: {', '.join(names)}. Any of these gets them:\n"
+        f"  1. Retry where {base} is reachable.\n"
+        "  2. Copy the files into a folder DIR (from any source: they are checked "
+        "against the same checksums) and run\n"
+        f"     tfds build --imports qmnist_tfds qmnist/{config} --manual_dir DIR\n"
+        "  3. Serve them under their names from a mirror URL and run\n"
+        f"     {MIRROR_ENV}=URL tfds build --imports qmnist_tfds qmnist/{config}\n"
+        f"     (in Python: tfds.load('qmnist/{config}', builder_kwargs={{'mirror_url': URL}}))."
+    )

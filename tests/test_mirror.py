@@ -1,0 +1,131 @@
+"""Downloads from a mirror on 127.0.0.1: verified like upstream, and interrupted ones."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.download import download_manager, downloader
+
+from qmnist_tfds import downloads, idx
+from tests.conftest import DUMMY_DATA, registered_checksums
+from tests.test_cli import _tfds_build
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; files named in `server.cut` are cut off halfway through."""
+
+    def log_message(self, *args):
+        pass
+
+    def copyfile(self, source, outputfile):
+        if os.path.basename(self.path) in self.server.cut:
+            data = source.read()
+            outputfile.write(data[: len(data) // 2])
+            outputfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        super().copyfile(source, outputfile)
+
+
+@pytest.fixture()
+def mirror(tmp_path):
+    """A local HTTP server over a copy of the dummy files; yields (folder, url, server)."""
+    folder = tmp_path / "mirror"
+    shutil.copytree(DUMMY_DATA, folder)
+    handler = functools.partial(_Handler, directory=os.fspath(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.cut = set()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/qmnist/", server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _build_from(url, data_dir, config="nist"):
+    with registered_checksums(DUMMY_DATA / "checksums.tsv"):
+        builder = tfds.builder("qmnist", config=config, data_dir=os.fspath(data_dir),
+                               mirror_url=url)
+        builder.download_and_prepare()
+    return builder
+
+
+def test_mirror_builds_and_is_verified(tmp_path, mirror):
+    folder, url, _ = mirror
+    (folder / "qmnist").mkdir()
+    for name in downloads.FILES.values():
+        shutil.move(folder / name, folder / "qmnist" / name)
+    builder = _build_from(url.rstrip("/"), tmp_path / "data")
+    assert builder.is_prepared()
+    nist = tfds.as_numpy(builder.as_dataset(split="nist", batch_size=-1))
+    np.testing.assert_array_equal(nist["image"][..., 0],
+                                  idx.read_idx(DUMMY_DATA / downloads.FILES["nist_images"]))
+
+
+def test_mirror_serving_other_bytes_is_rejected(tmp_path, mirror):
+    folder, url, _ = mirror
+    (folder / "qmnist").mkdir()
+    for name in downloads.FILES.values():
+        shutil.move(folder / name, folder / "qmnist" / name)
+    labels = folder / "qmnist" / downloads.FILES["nist_labels"]
+    labels.write_bytes(labels.read_bytes()[:-1] + b"\0")
+    with pytest.raises(download_manager.NonMatchingChecksumError, match="has wrong checksum"
+                       ) as error:
+        _build_from(url, tmp_path / "data")
+    assert f"{url}{downloads.FILES['nist_labels']}" in str(error.value)
+    builder = tfds.builder("qmnist", config="nist", data_dir=os.fspath(tmp_path / "data"))
+    assert not builder.is_prepared()
+
+
+def test_mirror_from_the_environment_through_the_cli(tmp_path, mirror, monkeypatch):
+    folder, url, _ = mirror
+    (folder / "qmnist").mkdir()
+    for name in downloads.FILES.values():
+        shutil.move(folder / name, folder / "qmnist" / name)
+    monkeypatch.setenv(downloads.MIRROR_ENV, url)
+    result = _tfds_build("qmnist/nist", "--data_dir", os.fspath(tmp_path / "data"),
+                         checksums=DUMMY_DATA / "checksums.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    builder = tfds.builder("qmnist/nist", data_dir=os.fspath(tmp_path / "data"))
+    assert builder.info.splits["nist"].num_examples == 30
+
+
+def test_interrupted_download_fails_clearly_then_a_rerun_succeeds(tmp_path, mirror):
+    folder, url, server = mirror
+    (folder / "qmnist").mkdir()
+    for name in downloads.FILES.values():
+        shutil.move(folder / name, folder / "qmnist" / name)
+    server.cut.add(downloads.FILES["nist_images"])
+    with pytest.raises(tfds.download.DownloadError) as error:
+        _build_from(url, tmp_path / "data")
+    message = str(error.value)
+    assert f"Could not download the files of qmnist/nist from {url} (" in message
+    assert "ChunkedEncodingError" in message
+    assert downloads.FILES["nist_images"] in message
+    assert not tfds.builder("qmnist", config="nist",
+                            data_dir=os.fspath(tmp_path / "data")).is_prepared()
+    server.cut.clear()
+    assert _build_from(url, tmp_path / "data").is_prepared()
+
+
+def test_unreachable_source_names_the_three_ways_out(tmp_path, monkeypatch):
+    url = "http://127.0.0.1:9/qmnist/"  # the discard port: nothing listens
+    # TFDS retries a refused connection for minutes (exponential backoff); once is enough here.
+    monkeypatch.setattr(downloader, "MAX_RETRIES", 1)
+    with pytest.raises(tfds.download.DownloadError) as error:
+        _build_from(url, tmp_path / "data", config="qmnist")
+    message = str(error.value)
+    assert f"Could not download the files of qmnist/qmnist from {url}" in message
+    assert ", ".join(downloads.FILES[k] for k in downloads.CONFIG_FILES["qmnist"]) in message
+    assert "tfds build --imports qmnist_tfds qmnist/qmnist --manual_dir DIR" in message
+    assert "QMNIST_TFDS_MIRROR=URL tfds build --imports qmnist_tfds qmnist/qmnist" in message

@@ -159,10 +159,12 @@ class IdxReader:
                               f"{len(dims) // 4} present")
         shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
         header = IdxHeader(dtype=_DTYPES[magic[2]], shape=shape)
-        if header.row_bytes > _MAX_ROW_BYTES:
+        # numpy cannot even describe shapes whose non-zero extents overflow.
+        extent = math.prod(max(d, 1) for d in shape) * header.dtype.itemsize
+        if header.row_bytes > _MAX_ROW_BYTES or extent >= 2**62:
             raise self._error(
-                f"dimensions {_shape_str(shape)}: rows of {header.row_bytes} bytes, "
-                f"more than the {_MAX_ROW_BYTES} this reader accepts"
+                f"dimensions {_shape_str(shape)} are implausibly large (rows of "
+                f"{header.row_bytes} bytes; at most {_MAX_ROW_BYTES} are accepted)"
             )
         return header
 
@@ -202,12 +204,14 @@ class IdxReader:
     def skip_rows(self, count: int) -> None:
         """Advances past `count` rows without keeping them."""
         while count > 0:
-            step = min(count, max(1, _READ_PIECE_BYTES // max(self.header.row_bytes, 1)))
+            step = min(count, _READ_PIECE_BYTES // max(self.header.row_bytes, 1))
             self.read_rows(step)
             count -= step
 
     def iter_chunks(self, rows_per_chunk: int) -> Iterator[np.ndarray]:
         """Yields the remaining rows in arrays of at most `rows_per_chunk` rows."""
+        if self.header.row_bytes == 0:  # empty rows: no reason to loop over billions of them
+            rows_per_chunk = max(self.rows_left, 1)
         while self.rows_left > 0:
             yield self.read_rows(rows_per_chunk)
 

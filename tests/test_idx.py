@@ -106,7 +106,11 @@ MALFORMED = {
     ),
     "huge rows": (
         _header(0x00000804, 0, 2**32 - 1, 2**32 - 1, 2**32 - 1),
-        "rows of 79228162458924105385300197375 bytes, more than the 1073741824",
+        "implausibly large (rows of 79228162458924105385300197375 bytes",
+    ),
+    "huge but empty": (
+        _header(0x00000804, 0, 0, 2**32 - 1, 2**32 - 1),
+        "dimensions 0x0x4294967295x4294967295 are implausibly large (rows of 0 bytes",
     ),
     "labels as images": (
         _header(0x00000C02, 1, 8) + bytes(32),

@@ -15,7 +15,8 @@ from qmnist_tfds import downloads, idx
 from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR
 
 
-def _tfds_build(*args: str, checksums=None, cwd=None) -> subprocess.CompletedProcess:
+def _tfds_command(*args: str, checksums=None) -> tuple[list[str], dict[str, str]]:
+    """The `tfds build` command line and environment; `checksums` registers test files."""
     tfds_cli = shutil.which("tfds", path=os.path.dirname(sys.executable)) or shutil.which("tfds")
     assert tfds_cli, "the `tfds` command is not installed"
     env = dict(os.environ)
@@ -24,9 +25,13 @@ def _tfds_build(*args: str, checksums=None, cwd=None) -> subprocess.CompletedPro
         env["QMNIST_TFDS_TEST_CHECKSUMS"] = os.fspath(checksums)
         env["PYTHONPATH"] = os.pathsep.join([os.fspath(TESTS_DIR), env.get("PYTHONPATH", "")])
         imports += ",checksums_plugin"
-    return subprocess.run([tfds_cli, "build", "--imports", imports, *args], env=env,
-                          cwd=cwd or REPO_ROOT.parent, capture_output=True, text=True,
-                          timeout=600)
+    return [tfds_cli, "build", "--imports", imports, *args], env
+
+
+def _tfds_build(*args: str, checksums=None, cwd=None) -> subprocess.CompletedProcess:
+    command, env = _tfds_command(*args, checksums=checksums)
+    return subprocess.run(command, env=env, cwd=cwd or REPO_ROOT.parent, capture_output=True,
+                          text=True, timeout=600)
 
 
 def test_tfds_build_both_configs_offline(tmp_path):
@@ -85,3 +90,27 @@ def test_register_checksums_rewrites_the_checkouts_checksums_folder(tmp_path):
     assert registered == sorted([line for line in real if "/xnist-" not in line]
                                 + [line for line in dummy if "/xnist-" in line])
     assert (REPO_ROOT / "checksums" / "qmnist.tsv").read_bytes() == real_before
+
+
+def test_a_build_writes_only_inside_its_data_dir(tmp_path):
+    """With HOME, TMPDIR and the working directory in a sandbox, nothing lands outside data_dir."""
+    sandbox = tmp_path / "sandbox"
+    manual = sandbox / "manual"
+    manual.mkdir(parents=True)
+    for key in downloads.CONFIG_FILES["nist"]:
+        shutil.copy(DUMMY_DATA / downloads.FILES[key], manual)
+    (sandbox / "home").mkdir()
+    (sandbox / "tmp").mkdir()
+    before = {p for p in sandbox.rglob("*")}
+    command, env = _tfds_command("qmnist/nist", "--manual_dir", os.fspath(manual), "--data_dir",
+                                 os.fspath(sandbox / "data"),
+                                 checksums=DUMMY_DATA / "checksums.tsv")
+    env.update(HOME=os.fspath(sandbox / "home"), TMPDIR=os.fspath(sandbox / "tmp"))
+    result = subprocess.run(command, env=env, cwd=sandbox, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    created = {p for p in sandbox.rglob("*") if p.is_file()} - before
+    # Keras, which TensorFlow imports, writes its default config on first import.
+    created.discard(sandbox / "home" / ".keras" / "keras.json")
+    assert any(p.name == "dataset_info.json" for p in created)
+    assert [p for p in created if (sandbox / "data") not in p.parents] == []

@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core.download import checksums
 
-from qmnist_tfds import downloads, examples
+from qmnist_tfds import build_lock, downloads, examples
 
 TEST10K_SIZE = 10_000  # The first 10,000 test rows are MNIST's test set.
 
@@ -74,6 +74,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         super().__init__(**kwargs)
 
     url_infos = _ChecksumRecords()
+
+    def download_and_prepare(self, *args, **kwargs):
+        # A concurrent build of the same version waits here, then reuses the result.
+        with build_lock.exclusive(self.data_path):
+            return super().download_and_prepare(*args, **kwargs)
 
     @tfds.core.utils.classproperty
     @classmethod

@@ -1,0 +1,93 @@
+"""Faults: a build killed mid-write, and two builds racing for the same data_dir."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import tensorflow_datasets as tfds
+
+from qmnist_tfds import load_arrays, synthetic
+from tests.test_cli import _tfds_build, _tfds_command
+
+NIST_ROWS = 60_000  # several seconds of writing: long enough to be killed midway
+
+
+@pytest.fixture(scope="module")
+def nist_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("nist_files")
+    synthetic.write_all(folder, {"nist": NIST_ROWS})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(nist_files, tmp_path_factory):
+    """The fingerprint of an uninterrupted build."""
+    data_dir = tmp_path_factory.mktemp("reference")
+    result = _tfds_build(*_args(nist_files, data_dir), checksums=nist_files / "checksums.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return _fingerprint(data_dir)
+
+
+def _args(files, data_dir):
+    return ("qmnist/nist", "--manual_dir", os.fspath(files), "--data_dir", os.fspath(data_dir))
+
+
+def _fingerprint(data_dir) -> tuple[int, str]:
+    """(examples, sha256 of every feature's values in order) of a prepared nist config.
+
+    Decoded values, not shard bytes: protobuf may order a tf.Example's features
+    differently from one process to the next.
+    """
+    builder = tfds.builder("qmnist/nist", data_dir=os.fspath(data_dir))
+    assert builder.is_prepared()
+    arrays = load_arrays("nist", name="qmnist/nist", data_dir=data_dir)
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        digest.update(key.encode() + arrays[key].tobytes())
+    return builder.info.splits["nist"].num_examples, digest.hexdigest()
+
+
+def _start(files, data_dir) -> subprocess.Popen:
+    command, env = _tfds_command(*_args(files, data_dir), checksums=files / "checksums.tsv")
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_killed_build_then_rerun_equals_an_uninterrupted_build(nist_files, reference, tmp_path):
+    data_dir = tmp_path / "data"
+    config_dir = data_dir / "qmnist" / "nist"
+    process = _start(nist_files, data_dir)
+    deadline = time.monotonic() + 120
+    while not list(config_dir.glob("incomplete.*")):  # staging has begun
+        assert process.poll() is None, "the build ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the writing of examples
+    assert process.poll() is None, "the build ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert not tfds.builder("qmnist/nist", data_dir=os.fspath(data_dir)).is_prepared()
+    leftovers = list(config_dir.glob("incomplete.*"))
+    assert leftovers, "a hard kill leaves TFDS's staging folder behind"
+
+    result = _tfds_build(*_args(nist_files, data_dir), checksums=nist_files / "checksums.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _fingerprint(data_dir) == reference
+    # The leftover staging folder is ignored: only the version folder is read.
+    assert sorted(p.name for p in config_dir.iterdir() if not p.name.startswith(".")) == sorted(
+        ["1.0.0", *(p.name for p in leftovers)])
+
+
+def test_two_builds_at_once_give_one_valid_dataset(nist_files, reference, tmp_path):
+    data_dir = tmp_path / "data"
+    first, second = _start(nist_files, data_dir), _start(nist_files, data_dir)
+    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert sum("Reusing dataset qmnist" in out + err for out, err in outputs) == 1
+    assert _fingerprint(data_dir) == reference
+    assert not list((data_dir / "qmnist" / "nist").glob("incomplete.*"))

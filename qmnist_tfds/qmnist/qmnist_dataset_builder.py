@@ -75,6 +75,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     url_infos = _ChecksumRecords()
 
+    def _create_builder_config(self, builder_config, version):
+        # TFDS's own message lists close matches only, often none: list every config.
+        try:
+            return super()._create_builder_config(builder_config, version)
+        except ValueError as e:
+            raise ValueError(f"{e}\nThe configs of {self.name} are: "
+                             f"{', '.join(self.builder_configs)}.") from e
+
     def download_and_prepare(self, *args, **kwargs):
         # A concurrent build of the same version waits here, then reuses the result.
         with build_lock.exclusive(self.data_path):

@@ -72,3 +72,15 @@ def dummy_build(tmp_path_factory) -> pathlib.Path:
     for config in ("qmnist", "nist"):
         build(config, data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv")
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def array_record_build(tmp_path_factory) -> pathlib.Path:
+    """A data_dir holding the `qmnist` config built from the dummy data as array_record."""
+    data_dir = tmp_path_factory.mktemp("array_record")
+    with registered_checksums(DUMMY_DATA / "checksums.tsv"):
+        builder = tfds.builder("qmnist", data_dir=os.fspath(data_dir),
+                               file_format="array_record")
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(DUMMY_DATA)))
+    return data_dir

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, examples, idx, writers
-from tests.conftest import DUMMY_DATA
+from tests.conftest import DUMMY_DATA, REPO_ROOT
 
 WRITER = examples.METADATA_COLUMNS["writer_id"][0]
 HSF = examples.METADATA_COLUMNS["hsf_series"][0]
@@ -23,9 +25,8 @@ def test_validation_writers_on_the_real_train_labels(upstream_dir):
     train_writers = set(labels[~in_validation, WRITER].tolist())
     assert not validation_writers & train_writers
     assert validation_writers == set(chosen.tolist())
-    size = int(in_validation.sum())
-    print(f"validation: {size} digits from {len(chosen)} writers; train keeps {60000 - size}")
-    assert 5400 <= size <= 6000  # whole writers: a little under 10% of 60,000
+    # The figures the README quotes: whole writers, a little under 10% of 60,000 digits.
+    assert (int(in_validation.sum()), len(chosen)) == (5941, 53)
     # Deterministic, and independent of row order.
     np.testing.assert_array_equal(
         chosen, writers.validation_writers(labels[::-1, WRITER], fraction=0.1, seed=0))
@@ -56,3 +57,14 @@ def test_has_writer_filters_a_tfds_split(dummy_build):
 def test_fraction_is_checked():
     with pytest.raises(ValueError, match="fraction"):
         writers.validation_writers(np.arange(5), fraction=1.5)
+
+
+def test_card_figures_are_drawn_from_the_real_labels(upstream_dir, tmp_path):
+    pytest.importorskip("matplotlib", reason="needs matplotlib: pip install '.[plots]'")
+    result = subprocess.run([sys.executable, os.fspath(REPO_ROOT / "docs" / "figures.py"),
+                             os.fspath(upstream_dir), "--out", os.fspath(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("class_distribution.png", "hsf_composition.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert (REPO_ROOT / "docs" / name).exists()  # the committed copies the README shows

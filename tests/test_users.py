@@ -12,7 +12,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads
-from tests.conftest import DUMMY_DATA, build
+from tests.conftest import DUMMY_DATA
+from tests.test_cli import _tfds_build
 
 
 def test_manual_dir_laid_out_by_torchvision(tmp_path):
@@ -24,9 +25,20 @@ def test_manual_dir_laid_out_by_torchvision(tmp_path):
         opener = lzma.open if name.endswith(".xz") else gzip.open
         with opener(raw / name) as f:
             (raw / name.rsplit(".", 1)[0]).write_bytes(f.read())
-    for config in ("qmnist", "nist"):
-        builder = build(config, tmp_path / "data", raw, DUMMY_DATA / "checksums.tsv")
-        assert builder.is_prepared()
+    for config in ("qmnist", "nist"):  # the README's offline command, on that folder
+        result = _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(raw), "--data_dir",
+                             os.fspath(tmp_path / "data"), checksums=DUMMY_DATA / "checksums.tsv")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert tfds.builder(f"qmnist/{config}", data_dir=os.fspath(tmp_path / "data")).is_prepared()
+
+
+def test_show_examples_one_liner(dummy_build, monkeypatch):
+    """The README's `tfds.show_examples` line, as written, with TFDS's default data dir."""
+    matplotlib = pytest.importorskip("matplotlib", reason="needs matplotlib")
+    matplotlib.use("Agg")
+    monkeypatch.setattr(tfds.core.constants, "DATA_DIR", os.fspath(dummy_build))
+    figure = tfds.show_examples(*tfds.load("qmnist", split="train", with_info=True))
+    assert len(figure.axes) == 9
 
 
 @pytest.mark.parametrize(("name", "split", "listed"), [

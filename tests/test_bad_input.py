@@ -175,12 +175,17 @@ DECODER_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", DECODER_CASES)
-def test_decoder_errors_through_a_build(tmp_path, case):
+def _spoilt_files(tmp_path, case: str):
+    """A manual dir holding the case's spoilt file, with checksums registering it as is."""
     config, name, spoil, message = DECODER_CASES[case]
     manual = _manual_dir(tmp_path, config)
     (manual / name).write_bytes(spoil((manual / name).read_bytes()))
-    checksums = _register(manual)
+    return config, name, message, manual, _register(manual)
+
+
+@pytest.mark.parametrize("case", DECODER_CASES)
+def test_decoder_errors_through_a_build(tmp_path, case):
+    config, name, message, manual, checksums = _spoilt_files(tmp_path, case)
     data_dir = tmp_path / "data"
     with pytest.raises(IdxFormatError, match=message) as error:
         build(config, data_dir, manual, checksums)
@@ -191,10 +196,7 @@ def test_decoder_errors_through_a_build(tmp_path, case):
 
 @pytest.mark.parametrize("case", ["class 10", "xz corrupt"])
 def test_decoder_errors_through_the_cli(tmp_path, case):
-    config, name, spoil, message = DECODER_CASES[case]
-    manual = _manual_dir(tmp_path, config)
-    (manual / name).write_bytes(spoil((manual / name).read_bytes()))
-    checksums = _register(manual)
+    config, name, message, manual, checksums = _spoilt_files(tmp_path, case)
     data_dir = tmp_path / "data"
     result = _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(manual), "--data_dir",
                          os.fspath(data_dir), checksums=checksums)

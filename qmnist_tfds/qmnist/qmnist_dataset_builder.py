@@ -73,8 +73,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         self._base_url = downloads.mirror_base_url(mirror_url) or downloads.BASE_URL
         super().__init__(**kwargs)
 
-    url_infos = _ChecksumRecords()
-
     def _create_builder_config(self, builder_config, version):
         # TFDS's own message lists close matches only, often none: list every config.
         try:
@@ -92,6 +90,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     @classmethod
     def _checksums_path(cls) -> epath.Path:
         return checksums_file()
+
+    url_infos = _ChecksumRecords()
 
     def _info(self) -> tfds.core.DatasetInfo:
         metadata = {
@@ -125,7 +125,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             paths = dl_manager.download(urls)
         except (tfds.download.DownloadError, requests.RequestException, OSError) as e:
             raise tfds.download.DownloadError(downloads.failure_help(config, urls, e)) from e
-        if self.builder_config.name == "nist":
+        if config == "nist":
             return {"nist": self._generate_examples(paths["nist_images"], paths["nist_labels"])}
         test = (paths["test_images"], paths["test_labels"])
         cache = {}  # `test` encodes the test images once for all three test splits.

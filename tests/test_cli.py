@@ -117,3 +117,16 @@ def test_a_build_writes_only_inside_its_data_dir(tmp_path):
     outside = [p for p in created if (sandbox / "data") not in p.parents
                and not any(d in p.parents for d in library_dirs)]
     assert outside == []
+
+
+def test_tfds_build_array_record_for_data_source(tmp_path):
+    """The README's random-access build: `--file_format array_record`, read by data_source."""
+    data_dir = tmp_path / "data"
+    result = _tfds_build("qmnist/qmnist", "--file_format", "array_record", "--manual_dir",
+                         os.fspath(DUMMY_DATA), "--data_dir", os.fspath(data_dir),
+                         checksums=DUMMY_DATA / "checksums.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    source = tfds.data_source("qmnist", split="test50k", data_dir=os.fspath(data_dir))
+    images = idx.read_idx(DUMMY_DATA / downloads.FILES["test_images"])
+    assert len(source) == 10
+    np.testing.assert_array_equal(source[3]["image"][..., 0], images[10_003])

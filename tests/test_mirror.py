@@ -65,9 +65,11 @@ def test_mirror_builds_and_is_verified(tmp_path, mirror):
     (folder / "qmnist").mkdir()
     for name in downloads.FILES.values():
         shutil.move(folder / name, folder / "qmnist" / name)
-    builder = _build_from(url.rstrip("/"), tmp_path / "data")
-    assert builder.is_prepared()
-    nist = tfds.as_numpy(builder.as_dataset(split="nist", batch_size=-1))
+    # As the README shows it: tfds.load with the builder argument.
+    with registered_checksums(DUMMY_DATA / "checksums.tsv"):
+        ds = tfds.load("qmnist/nist", split="nist", data_dir=os.fspath(tmp_path / "data"),
+                       builder_kwargs={"mirror_url": url.rstrip("/")}, batch_size=-1)
+    nist = tfds.as_numpy(ds)
     np.testing.assert_array_equal(nist["image"][..., 0],
                                   idx.read_idx(DUMMY_DATA / downloads.FILES["nist_images"]))
 

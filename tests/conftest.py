@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
 from unittest import mock
 
 import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
-from qmnist_tfds import synthetic
+from qmnist_tfds import downloads, synthetic
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -40,6 +41,14 @@ def upstream_dir() -> pathlib.Path:
             "QMNIST_UPSTREAM_DIR to a folder holding the upstream label files)"
         )
     return UPSTREAM_DIR
+
+
+def config_files(config: str, folder: pathlib.Path) -> pathlib.Path:
+    """Copies the dummy files that `config` downloads (and only those) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in downloads.CONFIG_FILES[config]:
+        shutil.copy(DUMMY_DATA / downloads.FILES[key], folder)
+    return folder
 
 
 @contextlib.contextmanager

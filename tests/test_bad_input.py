@@ -14,7 +14,6 @@ import hashlib
 import lzma
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -22,16 +21,12 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import download_manager
 
 from qmnist_tfds import IdxFormatError, downloads, idx, synthetic
-from tests.conftest import DUMMY_DATA, build
+from tests.conftest import DUMMY_DATA, build, config_files
 from tests.test_cli import _tfds_build
 
 
 def _manual_dir(tmp_path, config: str):
-    manual = tmp_path / "manual"
-    manual.mkdir()
-    for key in downloads.CONFIG_FILES[config]:
-        shutil.copy(DUMMY_DATA / downloads.FILES[key], manual)
-    return manual
+    return config_files(config, tmp_path / "manual")
 
 
 def _register(manual) -> os.PathLike:
@@ -55,10 +50,7 @@ def _assert_nothing_looks_complete(data_dir, config):
 
 
 def _rebuild_succeeds(tmp_path, data_dir, config):
-    good = tmp_path / "good"
-    good.mkdir()
-    for key in downloads.CONFIG_FILES[config]:
-        shutil.copy(DUMMY_DATA / downloads.FILES[key], good)
+    good = config_files(config, tmp_path / "good")
     builder = build(config, data_dir, good, DUMMY_DATA / "checksums.tsv")
     assert builder.is_prepared()
     assert all(s.num_examples for s in builder.info.splits.values())

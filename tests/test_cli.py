@@ -12,7 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, idx
-from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR
+from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR, config_files
 
 
 def _tfds_command(*args: str, checksums=None) -> tuple[list[str], dict[str, str]]:
@@ -39,10 +39,7 @@ def test_tfds_build_both_configs_offline(tmp_path):
     for config in ("qmnist", "nist"):
         # Each config's manual dir holds its own files only: building `qmnist`
         # must not need the 51 MB NIST file.
-        manual_dir = tmp_path / f"manual_{config}"
-        manual_dir.mkdir()
-        for key in downloads.CONFIG_FILES[config]:
-            shutil.copy(DUMMY_DATA / downloads.FILES[key], manual_dir)
+        manual_dir = config_files(config, tmp_path / f"manual_{config}")
         result = _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(manual_dir),
                              "--data_dir", os.fspath(data_dir),
                              checksums=DUMMY_DATA / "checksums.tsv")
@@ -95,10 +92,7 @@ def test_register_checksums_rewrites_the_checkouts_checksums_folder(tmp_path):
 def test_a_build_writes_only_inside_its_data_dir(tmp_path):
     """With HOME, TMPDIR and the working directory in a sandbox, nothing lands outside data_dir."""
     sandbox = tmp_path / "sandbox"
-    manual = sandbox / "manual"
-    manual.mkdir(parents=True)
-    for key in downloads.CONFIG_FILES["nist"]:
-        shutil.copy(DUMMY_DATA / downloads.FILES[key], manual)
+    manual = config_files("nist", sandbox / "manual")
     (sandbox / "home").mkdir()
     (sandbox / "tmp").mkdir()
     before = {p for p in sandbox.rglob("*")}

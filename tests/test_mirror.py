@@ -37,10 +37,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture()
 def mirror(tmp_path):
-    """A local HTTP server over a copy of the dummy files; yields (folder, url, server)."""
-    folder = tmp_path / "mirror"
+    """A local HTTP server with the dummy files under /qmnist/; yields (folder, url, server)."""
+    folder = tmp_path / "mirror" / "qmnist"
     shutil.copytree(DUMMY_DATA, folder)
-    handler = functools.partial(_Handler, directory=os.fspath(folder))
+    handler = functools.partial(_Handler, directory=os.fspath(folder.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.cut = set()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -61,10 +61,7 @@ def _build_from(url, data_dir, config="nist"):
 
 
 def test_mirror_builds_and_is_verified(tmp_path, mirror):
-    folder, url, _ = mirror
-    (folder / "qmnist").mkdir()
-    for name in downloads.FILES.values():
-        shutil.move(folder / name, folder / "qmnist" / name)
+    _, url, _ = mirror
     # As the README shows it: tfds.load with the builder argument.
     with registered_checksums(DUMMY_DATA / "checksums.tsv"):
         ds = tfds.load("qmnist/nist", split="nist", data_dir=os.fspath(tmp_path / "data"),
@@ -76,10 +73,7 @@ def test_mirror_builds_and_is_verified(tmp_path, mirror):
 
 def test_mirror_serving_other_bytes_is_rejected(tmp_path, mirror):
     folder, url, _ = mirror
-    (folder / "qmnist").mkdir()
-    for name in downloads.FILES.values():
-        shutil.move(folder / name, folder / "qmnist" / name)
-    labels = folder / "qmnist" / downloads.FILES["nist_labels"]
+    labels = folder / downloads.FILES["nist_labels"]
     labels.write_bytes(labels.read_bytes()[:-1] + b"\0")
     with pytest.raises(download_manager.NonMatchingChecksumError, match="has wrong checksum"
                        ) as error:
@@ -90,10 +84,7 @@ def test_mirror_serving_other_bytes_is_rejected(tmp_path, mirror):
 
 
 def test_mirror_from_the_environment_through_the_cli(tmp_path, mirror, monkeypatch):
-    folder, url, _ = mirror
-    (folder / "qmnist").mkdir()
-    for name in downloads.FILES.values():
-        shutil.move(folder / name, folder / "qmnist" / name)
+    _, url, _ = mirror
     monkeypatch.setenv(downloads.MIRROR_ENV, url)
     result = _tfds_build("qmnist/nist", "--data_dir", os.fspath(tmp_path / "data"),
                          checksums=DUMMY_DATA / "checksums.tsv")
@@ -103,10 +94,7 @@ def test_mirror_from_the_environment_through_the_cli(tmp_path, mirror, monkeypat
 
 
 def test_interrupted_download_fails_clearly_then_a_rerun_succeeds(tmp_path, mirror):
-    folder, url, server = mirror
-    (folder / "qmnist").mkdir()
-    for name in downloads.FILES.values():
-        shutil.move(folder / name, folder / "qmnist" / name)
+    _, url, server = mirror
     server.cut.add(downloads.FILES["nist_images"])
     with pytest.raises(tfds.download.DownloadError) as error:
         _build_from(url, tmp_path / "data")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,8 +22,6 @@ from qmnist_tfds import png
 
 _BATCH = 16_384
 _HEIGHT = _WIDTH = 28
-_PREFIX = png.png_prefix(_HEIGHT, _WIDTH)
-_IEND = png.IEND_CHUNK
 
 
 def decode_gray_pngs(encoded: Sequence[bytes]) -> np.ndarray:
@@ -34,7 +31,7 @@ def decode_gray_pngs(encoded: Sequence[bytes]) -> np.ndarray:
     zlib and unfiltered in one numpy step; any other PNG is decoded by TensorFlow.
     """
     images = np.empty((len(encoded), _HEIGHT, _WIDTH, 1), dtype=np.uint8)
-    raw = [_own_png_rows(data) for data in encoded]
+    raw = [png.own_scanlines(data, _HEIGHT, _WIDTH) for data in encoded]
     own = np.array([r is not None for r in raw], dtype=bool)
     others = np.flatnonzero(~own)
     if own.any():
@@ -47,25 +44,6 @@ def decode_gray_pngs(encoded: Sequence[bytes]) -> np.ndarray:
     for i in others:
         images[i] = tf.io.decode_png(encoded[i], channels=1).numpy()
     return images
-
-
-def _own_png_rows(data: bytes) -> bytes | None:
-    """The decompressed scanlines of a PNG laid out as `png.encode_gray_pngs` writes
-    28x28 images (signature, IHDR, one IDAT, IEND), else None."""
-    start = len(_PREFIX)
-    stream_end = len(data) - 4 - len(_IEND)  # the IDAT's CRC, then IEND
-    if (
-        not data.startswith(_PREFIX)
-        or data[start + 4 : start + 8] != b"IDAT"
-        or int.from_bytes(data[start : start + 4], "big") != stream_end - start - 8
-        or not data.endswith(_IEND)
-    ):
-        return None
-    try:
-        rows = zlib.decompress(data[start + 8 : stream_end])
-    except zlib.error:
-        return None
-    return rows if len(rows) == _HEIGHT * (_WIDTH + 1) else None
 
 
 def load_arrays(

@@ -9,6 +9,7 @@ single IDAT holding all scanlines with filter type 0 (none), and an IEND.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +30,14 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     )
 
 
-def png_prefix(height: int, width: int) -> bytes:
+@functools.cache
+def _png_prefix(height: int, width: int) -> bytes:
     # Bit depth 8, color type 0 (grayscale), deflate, adaptive filtering, no interlace.
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return PNG_SIGNATURE + _chunk(b"IHDR", ihdr)
 
 
-IEND_CHUNK = _chunk(b"IEND", b"")
+_IEND = _chunk(b"IEND", b"")
 
 
 def _scanlines(images: np.ndarray) -> np.ndarray:
@@ -64,11 +66,11 @@ def encode_gray_pngs(
         raise ValueError(
             f"expected (N, H, W) uint8 images, got {images.shape} {images.dtype}"
         )
-    prefix = png_prefix(*images.shape[1:])
+    prefix = _png_prefix(*images.shape[1:])
 
     def encode_slice(lines: np.ndarray) -> list[bytes]:
         return [
-            prefix + _chunk(b"IDAT", zlib.compress(scan.tobytes(), level)) + IEND_CHUNK
+            prefix + _chunk(b"IDAT", zlib.compress(scan.tobytes(), level)) + _IEND
             for scan in lines
         ]
 
@@ -77,3 +79,23 @@ def encode_gray_pngs(
         return encode_slice(lines)
     slices = [lines[i : i + _SLICE] for i in range(0, len(lines), _SLICE)]
     return [png for part in executor.map(encode_slice, slices) for png in part]
+
+
+def own_scanlines(data: bytes, height: int, width: int) -> bytes | None:
+    """The decompressed scanlines (filter byte first) of a PNG laid out as
+    `encode_gray_pngs` writes a height x width image, or None for any other PNG."""
+    prefix = _png_prefix(height, width)
+    start = len(prefix)
+    stream_end = len(data) - 4 - len(_IEND)  # the IDAT's CRC, then IEND
+    if (
+        not data.startswith(prefix)
+        or data[start + 4 : start + 8] != b"IDAT"
+        or int.from_bytes(data[start : start + 4], "big") != stream_end - start - 8
+        or not data.endswith(_IEND)
+    ):
+        return None
+    try:
+        rows = zlib.decompress(data[start + 8 : stream_end])
+    except zlib.error:
+        return None
+    return rows if len(rows) == height * (width + 1) else None

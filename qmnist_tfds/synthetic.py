@@ -87,8 +87,9 @@ def synthetic_labels(split: str, count: int, rng: np.random.Generator) -> np.nda
 
 
 def write_split(directory: pathlib.Path, split: str, count: int, *, seed: int = 0,
-                distinct_images: int | None = None) -> None:
-    """Writes the image and label files of `split` ("train", "test" or "nist")."""
+                distinct_images: int | None = None) -> list[str]:
+    """Writes the image and label files of `split` ("train", "test" or "nist"); returns
+    their names."""
     rng = np.random.default_rng([seed, list(FULL_SIZES).index(split)])
     images_name = downloads.FILES[f"{split}_images"]
     labels_name = downloads.FILES[f"{split}_labels"]
@@ -96,6 +97,7 @@ def write_split(directory: pathlib.Path, split: str, count: int, *, seed: int = 
     sizes = [min(_ROWS_PER_WRITE, count - start) for start in range(0, count, _ROWS_PER_WRITE)]
     chunks = (synthetic_images(n, rng, distinct_images) for n in sizes)
     idx.write_idx(directory / images_name, chunks, count=count)
+    return [images_name, labels_name]
 
 
 def checksums_tsv(directory: pathlib.Path, names: Iterable[str]) -> str:
@@ -115,8 +117,7 @@ def write_all(directory: str | os.PathLike, sizes: dict[str, int], *, seed: int 
     directory.mkdir(parents=True, exist_ok=True)
     names = []
     for split, count in sizes.items():
-        write_split(directory, split, count, seed=seed, distinct_images=distinct_images)
-        names += [downloads.FILES[f"{split}_images"], downloads.FILES[f"{split}_labels"]]
+        names += write_split(directory, split, count, seed=seed, distinct_images=distinct_images)
     checksums = directory / "checksums.tsv"
     checksums.write_text(checksums_tsv(directory, names))
     return checksums

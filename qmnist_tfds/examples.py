@@ -112,7 +112,7 @@ def _encoded_chunks(images: idx.IdxReader, rows: int, rows_per_chunk: int) -> It
             yield pending.result()
 
 
-def iter_examples(
+def iter_chunks(
     images_path: PathLike,
     labels_path: PathLike,
     *,
@@ -120,12 +120,15 @@ def iter_examples(
     stop: int | None = None,
     rows_per_chunk: int = ROWS_PER_CHUNK,
     png_cache: dict[str, list[bytes]] | None = None,
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yields `(row_index, example)` for rows `start:stop` of an image/label file pair.
+) -> Iterator[tuple[int, dict[str, list]]]:
+    """Yields `(first_row, columns)` for rows `start:stop` of an image/label file pair.
 
-    Rows come in file order, keyed by their row index in the files. The two
-    files must hold the same number of rows; when the range reaches the end
-    of the files, the image file must end exactly there.
+    `columns` maps each feature name to one chunk of values, already in the
+    form the features store: PNG bytes for `image`, Python ints for the
+    others. Rows come in file order; `first_row` is the row index in the
+    files of the chunk's first row. The two files must hold the same number
+    of rows; when the range reaches the end of the files, the image file must
+    end exactly there.
 
     With `png_cache`, a pass over a whole image file stores its encoded images
     there, and later calls for the same file slice them instead of decoding
@@ -136,7 +139,9 @@ def iter_examples(
     if png_cache is not None and key in png_cache:
         encoded = png_cache[key]
         stop = len(encoded) if stop is None else min(stop, len(encoded))
-        yield from _examples(start, encoded[start:stop], labels[start:stop])
+        for row in range(start, stop, rows_per_chunk):
+            end = min(row + rows_per_chunk, stop)
+            yield row, _columns(encoded[row:end], labels[row:end])
         return
     with idx.open_images(images_path) as images:
         count = images.header.count
@@ -151,7 +156,7 @@ def iter_examples(
         kept: list[bytes] = []
         row = start
         for encoded in _encoded_chunks(images, stop - start, rows_per_chunk):
-            yield from _examples(row, encoded, labels[row : row + len(encoded)])
+            yield row, _columns(encoded, labels[row : row + len(encoded)])
             if whole_file:
                 kept += encoded
             row += len(encoded)
@@ -161,12 +166,23 @@ def iter_examples(
             png_cache[key] = kept
 
 
-def _examples(
-    first_row: int, encoded: list[bytes], labels: np.ndarray
+def iter_examples(
+    images_path: PathLike, labels_path: PathLike, **kwargs: Any
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    columns = [(name, column) for name, (column, _) in METADATA_COLUMNS.items()]
-    for offset, (image, values) in enumerate(zip(encoded, labels.tolist(), strict=True)):
-        example = {"image": image, "label": values[CLASS_COLUMN]}
-        for name, column in columns:
-            example[name] = values[column]
-        yield first_row + offset, example
+    """Yields `(row_index, example)`, one example dict per row of `iter_chunks`.
+
+    Takes the same arguments as `iter_chunks`.
+    """
+    for first_row, columns in iter_chunks(images_path, labels_path, **kwargs):
+        names = list(columns)
+        for offset, values in enumerate(zip(*columns.values(), strict=True)):
+            yield first_row + offset, dict(zip(names, values, strict=True))
+
+
+def _columns(encoded: list[bytes], labels: np.ndarray) -> dict[str, list]:
+    if len(encoded) != len(labels):
+        raise ValueError(f"{len(encoded)} images for {len(labels)} label rows")
+    columns: dict[str, list] = {"image": encoded, "label": labels[:, CLASS_COLUMN].tolist()}
+    for name, (column, _) in METADATA_COLUMNS.items():
+        columns[name] = labels[:, column].tolist()
+    return columns

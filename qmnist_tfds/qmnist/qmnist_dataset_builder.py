@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core.download import checksums
 
-from qmnist_tfds import build_lock, downloads, examples
+from qmnist_tfds import build_lock, downloads, examples, shards
 
 TEST10K_SIZE = 10_000  # The first 10,000 test rows are MNIST's test set.
 
@@ -118,25 +118,58 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             disable_shuffling=True,
         )
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    def _split_sources(self, dl_manager: tfds.download.DownloadManager) -> dict[str, dict]:
+        """Downloads the config's files; returns each split's `examples.iter_chunks` arguments."""
         config = self.builder_config.name
         urls = downloads.file_urls(config, self._base_url)
         try:
             paths = dl_manager.download(urls)
         except (tfds.download.DownloadError, requests.RequestException, OSError) as e:
             raise tfds.download.DownloadError(downloads.failure_help(config, urls, e)) from e
+
+        def files(name: str, **rows) -> dict:
+            return dict(images_path=paths[f"{name}_images"], labels_path=paths[f"{name}_labels"],
+                        **rows)
+
         if config == "nist":
-            return {"nist": self._generate_examples(paths["nist_images"], paths["nist_labels"])}
-        test = (paths["test_images"], paths["test_labels"])
-        cache = {}  # `test` encodes the test images once for all three test splits.
+            return {"nist": files("nist")}
+        # `test` encodes the test images once for all three test splits.
+        test = files("test", png_cache={})
         return {
-            "train": self._generate_examples(paths["train_images"], paths["train_labels"]),
-            "test": self._generate_examples(*test, cache=cache),
-            "test10k": self._generate_examples(*test, stop=TEST10K_SIZE, cache=cache),
-            "test50k": self._generate_examples(*test, start=TEST10K_SIZE, cache=cache),
+            "train": files("train"),
+            "test": test,
+            "test10k": dict(test, stop=TEST10K_SIZE),
+            "test50k": dict(test, start=TEST10K_SIZE),
         }
 
-    def _generate_examples(self, images_path, labels_path, start=0, stop=None, cache=None):
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        sources = self._split_sources(dl_manager)
+        return {split: self._generate_examples(**source) for split, source in sources.items()}
+
+    def _generate_examples(self, images_path, labels_path, start=0, stop=None, png_cache=None):
         yield from examples.iter_examples(
-            images_path, labels_path, start=start, stop=stop, png_cache=cache
+            images_path, labels_path, start=start, stop=stop, png_cache=png_cache
         )
+
+    def _generate_splits(self, dl_manager, download_config):
+        """Writes the splits from chunks of examples (`shards.write_split`).
+
+        The result is what TFDS's own path (`_split_generators`, then one
+        example at a time through its writer) produces, several times faster
+        and in bounded memory. Options only TFDS's path implements
+        (`max_examples_per_split`, other file formats) take that path.
+        """
+        if (download_config.max_examples_per_split is not None
+                or self.info.file_format not in shards.FILE_FORMATS):
+            return super()._generate_splits(dl_manager, download_config)
+        serializer = shards.ScalarExampleSerializer(self.info.features)
+        return [
+            shards.write_split(
+                split,
+                (serializer.serialize(columns) for _, columns in examples.iter_chunks(**source)),
+                filename_template=self._get_filename_template(split_name=split),
+                example_writer=self._example_writer(),
+                shard_config=download_config.get_shard_config(),
+            )
+            for split, source in self._split_sources(dl_manager).items()
+        ]

@@ -1,0 +1,164 @@
+"""The builder's own shard writer produces what TFDS's per-example writer produces."""
+
+from __future__ import annotations
+
+import os
+from unittest import mock
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from array_record.python import array_record_data_source
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tensorflow_datasets.core import example_serializer, naming, writer
+from tensorflow_datasets.core.utils import shard_utils
+
+from qmnist_tfds import examples, shards
+from qmnist_tfds.qmnist import qmnist_dataset_builder
+from tests.conftest import DUMMY_DATA, registered_checksums
+
+FORMATS = ("tfrecord", "array_record")
+
+
+def _build(data_dir, config, file_format, tfds_path=False, **download_options):
+    """Builds a config from the dummy data; with `tfds_path`, through TFDS's own writer."""
+    builder = tfds.builder("qmnist", config=config, data_dir=os.fspath(data_dir),
+                           file_format=file_format)
+    download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(DUMMY_DATA),
+                                                   **download_options)
+    generic = tfds.core.GeneratorBasedBuilder._generate_splits
+    with registered_checksums(DUMMY_DATA / "checksums.tsv"), mock.patch.object(
+        qmnist_dataset_builder.Builder, "_generate_splits",
+        generic if tfds_path else qmnist_dataset_builder.Builder._generate_splits,
+    ):
+        builder.download_and_prepare(download_config=download_config)
+    return builder
+
+
+def _records(builder, split: str) -> list[tf.train.Example]:
+    """The split's stored examples, undecoded, in file order."""
+    paths = [os.fspath(builder.data_path / name) for name in builder.info.splits[split].filenames]
+    if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
+        source = array_record_data_source.ArrayRecordDataSource(paths)
+        raw = [source[i] for i in range(len(source))]
+    else:
+        raw = [record.numpy() for record in tf.data.TFRecordDataset(paths)]
+    return [tf.train.Example.FromString(record) for record in raw]
+
+
+def _same_splits(ours, theirs) -> None:
+    assert ours.info.splits.keys() == theirs.info.splits.keys()
+    for split, info in theirs.info.splits.items():
+        mine = ours.info.splits[split]
+        assert mine.shard_lengths == info.shard_lengths, split
+        assert mine.num_bytes == info.num_bytes, split
+        assert mine.filenames == info.filenames, split
+        got, expected = _records(ours, split), _records(theirs, split)
+        assert len(got) == len(expected) == info.num_examples
+        mismatched = [i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b]
+        assert not mismatched, f"{split}: {len(mismatched)} examples differ, first {mismatched[0]}"
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+@pytest.mark.parametrize("config", ["qmnist", "nist"])
+def test_same_shards_as_tfds_writer(tmp_path, config, file_format):
+    ours = _build(tmp_path / "ours", config, file_format)
+    theirs = _build(tmp_path / "tfds", config, file_format, tfds_path=True)
+    _same_splits(ours, theirs)
+    assert ours.info.features.to_json() == theirs.info.features.to_json()
+
+
+def test_shard_count_follows_download_config(tmp_path):
+    ours = _build(tmp_path / "ours", "qmnist", "tfrecord", num_shards=3)
+    theirs = _build(tmp_path / "tfds", "qmnist", "tfrecord", tfds_path=True, num_shards=3)
+    assert all(len(info.shard_lengths) == 3 for info in ours.info.splits.values())
+    _same_splits(ours, theirs)
+    labels = examples.read_checked_labels(DUMMY_DATA / "qmnist-train-labels-idx2-int.gz")
+    loaded = tfds.as_numpy(ours.as_dataset(split="train", batch_size=-1))
+    np.testing.assert_array_equal(loaded["nist_index"], labels[:, 5])
+
+
+class _TinyShards(shard_utils.ShardConfig):
+    # TFDS 4.9.10 reads the sizes from the class (`calculate_number_shards` is a classmethod).
+    min_shard_size = 100
+    max_shard_size = 400
+
+
+def test_shard_count_follows_tfds_size_rule(tmp_path):
+    records = [[bytes([i % 256]) * (1 + i % 7) for i in range(j, j + 40)] for j in (0, 40, 80)]
+    template = naming.ShardedFileTemplate(data_dir=tmp_path, dataset_name="d", split="train",
+                                          filetype_suffix="tfrecord")
+    config = _TinyShards()
+    info = shards.write_split("train", iter(records), filename_template=template,
+                              example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
+                              shard_config=config)
+    flat = [r for chunk in records for r in chunk]
+    expected_shards = config.get_number_shards(sum(map(len, flat)), len(flat))
+    assert expected_shards > 1
+    assert len(info.shard_lengths) == expected_shards
+    assert np.cumsum(info.shard_lengths).tolist() == shard_utils.get_shard_boundaries(
+        len(flat), expected_shards)
+    assert info.num_bytes == sum(map(len, flat))
+    paths = [tmp_path / name for name in info.filenames]
+    read = [r.numpy() for r in tf.data.TFRecordDataset([os.fspath(p) for p in paths])]
+    assert read == flat
+
+
+def test_failing_records_leave_no_shard(tmp_path):
+    def chunks():
+        yield [b"one", b"two"]
+        raise OSError("source file vanished")
+
+    template = naming.ShardedFileTemplate(data_dir=tmp_path, dataset_name="d", split="train",
+                                          filetype_suffix="tfrecord")
+    with pytest.raises(OSError, match="vanished"):
+        shards.write_split("train", chunks(), filename_template=template,
+                           example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
+                           shard_config=shard_utils.ShardConfig())
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="'train': no examples"):
+        shards.write_split("train", iter([]), filename_template=template,
+                           example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
+                           shard_config=shard_utils.ShardConfig())
+
+
+def test_max_examples_per_split_takes_tfds_path(tmp_path):
+    builder = _build(tmp_path, "qmnist", "tfrecord", max_examples_per_split=5)
+    assert {split: info.num_examples for split, info in builder.info.splits.items()} == {
+        "train": 5, "test": 5, "test10k": 5, "test50k": 5}
+
+
+_FEATURES = qmnist_dataset_builder.Builder(data_dir="/nonexistent").info.features
+_INT32 = st.integers(min_value=0, max_value=2**31 - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=64), st.integers(0, 9),
+                          st.lists(_INT32, min_size=6, max_size=6)), min_size=1, max_size=5))
+def test_serializer_matches_tfds_serializer(rows):
+    names = list(examples.METADATA_COLUMNS)
+    columns = {"image": [r[0] for r in rows], "label": [r[1] for r in rows]}
+    for i, name in enumerate(names):
+        columns[name] = [r[2][i] for r in rows]
+    ours = shards.ScalarExampleSerializer(_FEATURES).serialize(columns)
+    reference = example_serializer.ExampleSerializer(_FEATURES.get_serialized_info())
+    for row, record in enumerate(ours):
+        example = {name: values[row] for name, values in columns.items()}
+        expected = reference.serialize_example(_FEATURES.encode_example(example))
+        assert tf.train.Example.FromString(record) == tf.train.Example.FromString(expected)
+        assert len(record) == len(expected)
+
+
+def test_serializer_refuses_what_it_cannot_write():
+    serializer = shards.ScalarExampleSerializer(_FEATURES)
+    with pytest.raises(ValueError, match="do not match the features"):
+        serializer.serialize({"image": [b""], "label": [1]})
+    columns = {name: [0] for name in _FEATURES}
+    columns["label"] = [1, 2]
+    with pytest.raises(ValueError, match="different lengths"):
+        serializer.serialize(columns)
+    with pytest.raises(ValueError, match="'v' is not a scalar"):
+        shards.ScalarExampleSerializer(tfds.features.FeaturesDict(
+            {"v": tfds.features.Tensor(shape=(2,), dtype=np.int32)}))

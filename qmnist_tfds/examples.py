@@ -93,8 +93,8 @@ def _encoded_chunks(images: idx.IdxReader, rows: int, rows_per_chunk: int) -> It
     """Yields the next `rows` images PNG-encoded, in chunks.
 
     The next chunk is read and encoded on background threads while the caller
-    consumes the current one, so that encoding overlaps the TFDS writer
-    (decompression and zlib release the GIL).
+    consumes the current one, so that encoding overlaps serialization and
+    writing (decompression and zlib release the GIL).
     """
     sizes = [min(rows_per_chunk, rows - done) for done in range(0, rows, rows_per_chunk)]
     with ThreadPoolExecutor(1) as prefetch, ThreadPoolExecutor(PNG_THREADS) as encoders:

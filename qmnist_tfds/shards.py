@@ -5,14 +5,17 @@ and `ExampleSerializer` (about 50 us for QMNIST's 8 features) and keeps every
 serialized example in memory until the split ends. Here a chunk of examples
 arrives as columns (PNG bytes, Python ints), each example becomes a
 `tf.train.Example` in about 5 us, and the records are spooled to an unnamed
-temporary file, read back sequentially (a memory map of it would count in the
-process's RSS). The spool is then cut into the shards TFDS would make (its
-`ShardConfig` rule and boundaries, its file names) and written by the builder's
-own `ExampleWriter`, so a split reads back exactly as one written by TFDS.
+temporary file beside the shards, then read back sequentially (a memory map of
+it would count in the process's RSS). The spool is cut into the shards TFDS
+would make (its `ShardConfig` rule and boundaries, its file names) and written
+by the builder's own `ExampleWriter`, so a split reads back exactly as one
+written by TFDS.
 """
 
 from __future__ import annotations
 
+import array
+import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -83,8 +86,13 @@ def write_split(
     once the last record is in, so an error while producing the records leaves
     no shard.
     """
-    with tempfile.TemporaryFile(prefix=f"{split_name}-records-") as spool:
-        sizes: list[int] = []
+    # The spool goes beside the shards (as TFDS's own spill files do), not to a
+    # possibly RAM-backed /tmp; only for remote data dirs does it use the temp dir.
+    spool_dir = os.fspath(filename_template.data_dir)
+    if "://" in spool_dir:
+        spool_dir = None
+    with tempfile.TemporaryFile(prefix=f"{split_name}-records-", dir=spool_dir) as spool:
+        sizes = array.array("q")  # 8 bytes a record, not a Python int each
         with tfds.core.utils.tqdm(
             desc=f"Generating {split_name} examples...",
             unit=" examples",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 from unittest import mock
 
 import numpy as np
@@ -68,6 +69,7 @@ def test_same_shards_as_tfds_writer(tmp_path, config, file_format):
     theirs = _build(tmp_path / "tfds", config, file_format, tfds_path=True)
     _same_splits(ours, theirs)
     assert ours.info.features.to_json() == theirs.info.features.to_json()
+    assert sorted(os.listdir(ours.data_path)) == sorted(os.listdir(theirs.data_path))
 
 
 def test_shard_count_follows_download_config(tmp_path):
@@ -122,6 +124,24 @@ def test_failing_records_leave_no_shard(tmp_path):
         shards.write_split("train", iter([]), filename_template=template,
                            example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
                            shard_config=shard_utils.ShardConfig())
+
+
+def test_memory_does_not_grow_with_the_split(tmp_path):
+    record = bytes(500)
+    chunks = ([record[:-1] + bytes([i % 256]) for i in range(1000)] for _ in range(200))
+    template = naming.ShardedFileTemplate(data_dir=tmp_path, dataset_name="d", split="nist",
+                                          filetype_suffix="tfrecord")
+    tracemalloc.start()
+    try:
+        info = shards.write_split("nist", chunks, filename_template=template,
+                                  example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
+                                  shard_config=shard_utils.ShardConfig())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.num_bytes == 200_000 * 500 and info.shard_lengths == [200_000]
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB held while writing 95 MiB of records"
+    assert os.listdir(tmp_path) == info.filenames  # no spool file left behind
 
 
 def test_max_examples_per_split_takes_tfds_path(tmp_path):

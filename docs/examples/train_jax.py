@@ -48,7 +48,10 @@ def update(params: dict, images: jax.Array, labels: jax.Array, lr: float = 0.1):
 
 
 def batches(split: str, batch_size: int, data_dir: str | None) -> Iterator[tuple]:
-    ds = tfds.load("qmnist", split=split, data_dir=data_dir, as_supervised=True)
+    # Parse only the two features the loop uses, not the six metadata features.
+    image_label = tfds.decode.PartialDecoding({"image": True, "label": True})
+    ds = tfds.load("qmnist", split=split, data_dir=data_dir, as_supervised=True,
+                   decoders=image_label)
     ds = ds.shuffle(10_000, seed=0).repeat().batch(batch_size).prefetch(1)
     return iter(tfds.as_numpy(ds))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
@@ -24,24 +25,18 @@ _BATCH = 16_384
 _HEIGHT = _WIDTH = 28
 
 
-def decode_gray_pngs(encoded: Sequence[bytes]) -> np.ndarray:
+def decode_gray_pngs(
+    encoded: Sequence[bytes], *, executor: ThreadPoolExecutor | None = None
+) -> np.ndarray:
     """Decodes 28x28 grayscale PNGs into an (N, 28, 28, 1) uint8 array.
 
-    PNGs laid out as `png.encode_gray_pngs` writes them are decompressed with
-    zlib and unfiltered in one numpy step; any other PNG is decoded by TensorFlow.
+    PNGs laid out as `png.encode_gray_pngs` writes them are inflated with zlib
+    and checked with numpy (`png.own_pixels`); any other PNG is decoded by
+    TensorFlow.
     """
-    images = np.empty((len(encoded), _HEIGHT, _WIDTH, 1), dtype=np.uint8)
-    raw = [png.own_scanlines(data, _HEIGHT, _WIDTH) for data in encoded]
-    own = np.array([r is not None for r in raw], dtype=bool)
-    others = np.flatnonzero(~own)
-    if own.any():
-        rows = np.frombuffer(b"".join(r for r in raw if r is not None), dtype=np.uint8)
-        rows = rows.reshape(-1, _HEIGHT, _WIDTH + 1)
-        unfiltered = ~rows[:, :, 0].any(axis=1)  # filter type 0 on every row
-        own_rows = np.flatnonzero(own)
-        images[own_rows[unfiltered], ..., 0] = rows[unfiltered, :, 1:]
-        others = np.concatenate([others, own_rows[~unfiltered]])
-    for i in others:
+    pixels, own = png.own_pixels(encoded, _HEIGHT, _WIDTH, executor=executor)
+    images = pixels[..., None]
+    for i in np.flatnonzero(~own):
         images[i] = tf.io.decode_png(encoded[i], channels=1).numpy()
     return images
 
@@ -74,14 +69,14 @@ def load_arrays(
         lambda batch: tf.io.parse_example(batch, specs), num_parallel_calls=tf.data.AUTOTUNE
     )
     columns = {key: [] for key in specs}
-    for parsed in batches.prefetch(2).as_numpy_iterator():
-        for key, values in parsed.items():
-            columns[key].append(values)
-    arrays = {}
-    for key, parts in columns.items():
-        values = np.concatenate(parts)
-        if key == "image":
-            arrays[key] = decode_gray_pngs(values)
-        else:
-            arrays[key] = values.astype(features[key].np_dtype)
-    return arrays
+    # Each batch is decoded while tf.data reads and parses the next ones.
+    with ThreadPoolExecutor(2) as executor:
+        for parsed in batches.prefetch(2).as_numpy_iterator():
+            for key, values in parsed.items():
+                if key == "image":
+                    values = decode_gray_pngs(values, executor=executor)
+                columns[key].append(values)
+    return {
+        key: np.concatenate(parts).astype(features[key].np_dtype, copy=False)
+        for key, parts in columns.items()
+    }

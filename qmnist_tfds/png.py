@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import struct
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -81,21 +82,66 @@ def encode_gray_pngs(
     return [png for part in executor.map(encode_slice, slices) for png in part]
 
 
-def own_scanlines(data: bytes, height: int, width: int) -> bytes | None:
-    """The decompressed scanlines (filter byte first) of a PNG laid out as
-    `encode_gray_pngs` writes a height x width image, or None for any other PNG."""
-    prefix = _png_prefix(height, width)
-    start = len(prefix)
-    stream_end = len(data) - 4 - len(_IEND)  # the IDAT's CRC, then IEND
-    if (
-        not data.startswith(prefix)
-        or data[start + 4 : start + 8] != b"IDAT"
-        or int.from_bytes(data[start : start + 4], "big") != stream_end - start - 8
-        or not data.endswith(_IEND)
-    ):
-        return None
-    try:
-        rows = zlib.decompress(data[start + 8 : stream_end])
-    except zlib.error:
-        return None
-    return rows if len(rows) == height * (width + 1) else None
+def own_pixels(
+    encoded: Sequence[bytes],
+    height: int,
+    width: int,
+    *,
+    executor: ThreadPoolExecutor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decodes the PNGs laid out as `encode_gray_pngs` writes height x width images.
+
+    Returns `(pixels, own)`: an (N, height, width) uint8 array and an (N,)
+    mask of the PNGs decoded here. A PNG that is not exactly in that layout
+    (another encoder's chunks or filters, a corrupt stream) is left out of the
+    mask with zero pixels, for a full PNG decoder to handle. The layout is
+    checked on all PNGs at once with numpy; with an `executor`, the zlib
+    streams are inflated on its threads (zlib releases the GIL).
+    """
+    count = len(encoded)
+    prefix = np.frombuffer(_png_prefix(height, width), dtype=np.uint8)
+    tail = np.frombuffer(_IEND, dtype=np.uint8)
+    head = len(prefix) + 8  # the IDAT's length and type follow the prefix
+    blob = b"".join(encoded)
+    flat = np.frombuffer(blob, dtype=np.uint8)
+    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=count)
+    starts = np.cumsum(sizes) - sizes
+    stream_sizes = sizes - head - 4 - len(tail)  # then the IDAT's CRC and IEND
+    candidates = np.flatnonzero(stream_sizes > 0)
+    first = flat[starts[candidates, None] + np.arange(head)]
+    last = flat[(starts + sizes)[candidates, None] - len(tail) + np.arange(len(tail))]
+    length_bytes = first[:, len(prefix) : len(prefix) + 4].astype(np.int64)
+    declared = length_bytes @ (1 << np.arange(24, -1, -8))  # big-endian
+    laid_out = (
+        (first[:, : len(prefix)] == prefix).all(axis=1)
+        & (first[:, len(prefix) + 4 :] == np.frombuffer(b"IDAT", dtype=np.uint8)).all(axis=1)
+        & (declared == stream_sizes[candidates])
+        & (last == tail).all(axis=1)
+    )
+    rows = candidates[laid_out]
+    stream_starts = (starts[rows] + head).tolist()
+    stream_ends = (starts[rows] + head + stream_sizes[rows]).tolist()
+    view = memoryview(blob)
+    line_bytes = height * (width + 1)
+
+    def inflate(part: range) -> list[bytes | None]:
+        out = []
+        for i in part:
+            try:
+                data = zlib.decompress(view[stream_starts[i] : stream_ends[i]])
+            except zlib.error:
+                data = None
+            out.append(data if data is not None and len(data) == line_bytes else None)
+        return out
+
+    parts = [range(i, min(i + 4 * _SLICE, len(rows))) for i in range(0, len(rows), 4 * _SLICE)]
+    inflated = [d for part in (executor.map if executor else map)(inflate, parts) for d in part]
+    own = np.zeros(count, dtype=bool)
+    own[rows] = [d is not None for d in inflated]
+    lines = np.frombuffer(b"".join(d for d in inflated if d is not None), dtype=np.uint8)
+    lines = lines.reshape(-1, height, width + 1)
+    unfiltered = ~lines[:, :, 0].any(axis=1)  # filter type 0 on every row
+    own[np.flatnonzero(own)[~unfiltered]] = False
+    pixels = np.zeros((count, height, width), dtype=np.uint8)
+    pixels[own] = lines[unfiltered, :, 1:]
+    return pixels, own

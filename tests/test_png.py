@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -49,3 +50,24 @@ def test_accepts_trailing_channel_and_rejects_other_input(images):
         png.encode_gray_pngs(images[:3].astype(np.int32))
     with pytest.raises(ValueError, match="expected"):
         png.encode_gray_pngs(images[0])
+
+
+def test_own_pixels_decodes_own_layout_and_leaves_out_the_rest(images):
+    ours = png.encode_gray_pngs(images[:40])
+    by_tf = tf.io.encode_png(images[40][..., None]).numpy()  # same IHDR, another encoder
+    buffer = io.BytesIO()
+    Image.fromarray(images[41]).save(buffer, format="PNG", optimize=True)
+    corrupt = bytearray(ours[2])
+    corrupt[len(corrupt) // 2] ^= 0xFF  # inside the zlib stream
+    sub_filtered = png._png_prefix(28, 28) + png._chunk(
+        b"IDAT", zlib.compress(np.insert(images[3], 0, 1, axis=1).tobytes())) + png._IEND
+    mixed = [*ours, by_tf, buffer.getvalue(), bytes(corrupt), sub_filtered, b"", ours[5][:30],
+             ours[6][:-1]]
+    with ThreadPoolExecutor(2) as executor:
+        pixels, own = png.own_pixels(mixed, 28, 28, executor=executor)
+    serial_pixels, serial_own = png.own_pixels(mixed, 28, 28)
+    np.testing.assert_array_equal(pixels, serial_pixels)
+    np.testing.assert_array_equal(own, serial_own)
+    assert own.tolist() == [True] * 40 + [False] * 7
+    np.testing.assert_array_equal(pixels[:40], images[:40])
+    assert not pixels[40:].any()

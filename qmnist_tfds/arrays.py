@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
@@ -21,20 +20,18 @@ import tensorflow_datasets as tfds
 
 from qmnist_tfds import png
 
-_BATCH = 16_384
+_BATCH = 4096  # small enough for decoding to overlap parsing
 _HEIGHT = _WIDTH = 28
 
 
-def decode_gray_pngs(
-    encoded: Sequence[bytes], *, executor: ThreadPoolExecutor | None = None
-) -> np.ndarray:
+def decode_gray_pngs(encoded: Sequence[bytes]) -> np.ndarray:
     """Decodes 28x28 grayscale PNGs into an (N, 28, 28, 1) uint8 array.
 
     PNGs laid out as `png.encode_gray_pngs` writes them are inflated with zlib
     and checked with numpy (`png.own_pixels`); any other PNG is decoded by
     TensorFlow.
     """
-    pixels, own = png.own_pixels(encoded, _HEIGHT, _WIDTH, executor=executor)
+    pixels, own = png.own_pixels(encoded, _HEIGHT, _WIDTH)
     images = pixels[..., None]
     for i in np.flatnonzero(~own):
         images[i] = tf.io.decode_png(encoded[i], channels=1).numpy()
@@ -70,12 +67,9 @@ def load_arrays(
     )
     columns = {key: [] for key in specs}
     # Each batch is decoded while tf.data reads and parses the next ones.
-    with ThreadPoolExecutor(2) as executor:
-        for parsed in batches.prefetch(2).as_numpy_iterator():
-            for key, values in parsed.items():
-                if key == "image":
-                    values = decode_gray_pngs(values, executor=executor)
-                columns[key].append(values)
+    for parsed in batches.prefetch(2).as_numpy_iterator():
+        for key, values in parsed.items():
+            columns[key].append(decode_gray_pngs(values) if key == "image" else values)
     return {
         key: np.concatenate(parts).astype(features[key].np_dtype, copy=False)
         for key, parts in columns.items()

@@ -83,11 +83,7 @@ def encode_gray_pngs(
 
 
 def own_pixels(
-    encoded: Sequence[bytes],
-    height: int,
-    width: int,
-    *,
-    executor: ThreadPoolExecutor | None = None,
+    encoded: Sequence[bytes], height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decodes the PNGs laid out as `encode_gray_pngs` writes height x width images.
 
@@ -95,8 +91,8 @@ def own_pixels(
     mask of the PNGs decoded here. A PNG that is not exactly in that layout
     (another encoder's chunks or filters, a corrupt stream) is left out of the
     mask with zero pixels, for a full PNG decoder to handle. The layout is
-    checked on all PNGs at once with numpy; with an `executor`, the zlib
-    streams are inflated on its threads (zlib releases the GIL).
+    checked on all PNGs at once with numpy; what is left per image is one
+    `zlib.decompress` call (inflating on threads was measured no faster).
     """
     count = len(encoded)
     prefix = np.frombuffer(_png_prefix(height, width), dtype=np.uint8)
@@ -124,18 +120,13 @@ def own_pixels(
     view = memoryview(blob)
     line_bytes = height * (width + 1)
 
-    def inflate(part: range) -> list[bytes | None]:
-        out = []
-        for i in part:
-            try:
-                data = zlib.decompress(view[stream_starts[i] : stream_ends[i]])
-            except zlib.error:
-                data = None
-            out.append(data if data is not None and len(data) == line_bytes else None)
-        return out
-
-    parts = [range(i, min(i + 4 * _SLICE, len(rows))) for i in range(0, len(rows), 4 * _SLICE)]
-    inflated = [d for part in (executor.map if executor else map)(inflate, parts) for d in part]
+    inflated = []
+    for start, end in zip(stream_starts, stream_ends, strict=True):
+        try:
+            data = zlib.decompress(view[start:end])
+        except zlib.error:
+            data = None
+        inflated.append(data if data is not None and len(data) == line_bytes else None)
     own = np.zeros(count, dtype=bool)
     own[rows] = [d is not None for d in inflated]
     lines = np.frombuffer(b"".join(d for d in inflated if d is not None), dtype=np.uint8)

@@ -33,9 +33,10 @@ class ScalarExampleSerializer:
     """Serializes columns of scalar feature values into `tf.train.Example` bytes.
 
     The protos hold what TFDS's `ExampleSerializer` writes for the same encoded
-    values (int64_list for integers, float_list for floats, bytes_list for
-    strings, one value each). It does no encoding or range checks of its own:
-    values must already be what `FeaturesDict.encode_example` would return.
+    values (int64_list for integers up to int64, bytes_list for strings, one
+    value each); features of other kinds are refused. It does no encoding or
+    range checks of its own: values must already be what
+    `FeaturesDict.encode_example` would return.
     """
 
     def __init__(self, features: tfds.features.FeaturesDict):
@@ -43,10 +44,10 @@ class ScalarExampleSerializer:
         for name, info in features.get_serialized_info().items():
             if not isinstance(info, tfds.features.TensorInfo) or info.shape != ():
                 raise ValueError(f"feature {name!r} is not a scalar: {info}")
-            if dtype_utils.is_integer(info.np_dtype) or info.np_dtype == np.bool_:
+            if info.np_dtype == np.bool_ or (
+                dtype_utils.is_integer(info.np_dtype) and info.np_dtype != np.uint64
+            ):
                 self._fields[name] = "int64_list"
-            elif dtype_utils.is_floating(info.np_dtype):
-                self._fields[name] = "float_list"
             elif dtype_utils.is_string(info.np_dtype):
                 self._fields[name] = "bytes_list"
             else:

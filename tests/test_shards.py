@@ -182,3 +182,7 @@ def test_serializer_refuses_what_it_cannot_write():
     with pytest.raises(ValueError, match="'v' is not a scalar"):
         shards.ScalarExampleSerializer(tfds.features.FeaturesDict(
             {"v": tfds.features.Tensor(shape=(2,), dtype=np.int32)}))
+    for dtype in (np.float32, np.uint64):
+        with pytest.raises(ValueError, match="'v' has unsupported dtype"):
+            shards.ScalarExampleSerializer(tfds.features.FeaturesDict(
+                {"v": tfds.features.Scalar(dtype=dtype)}))

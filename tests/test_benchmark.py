@@ -33,7 +33,8 @@ def test_build_read_and_random_access_steps(tmp_path):
     assert fashion["examples"] == 70_000
     read = _child("read", tmp_path / "q", tmp_path / "f", 1, 32)
     assert set(read) == {"to_numpy_tfds", "to_numpy_fast", "stream_qmnist",
-                         "stream_qmnist_image_label", "stream_fashion_mnist"}
+                         "stream_qmnist_image_label", "stream_fashion_mnist",
+                         "stream_qmnist_png_undecoded", "stream_fashion_mnist_png_undecoded"}
     assert all(seconds > 0 for seconds in read.values())
     _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "a", "array_record")
     assert _child("random", tmp_path / "a", 10)["reads_per_second"] > 0

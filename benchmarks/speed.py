@@ -122,6 +122,16 @@ def child_read(qmnist_dir: Path, fashion_dir: Path, repeats: int, batch: int) ->
     return {name: statistics.median(times) for name, times in timings.items()}
 
 
+def child_imports() -> dict:
+    """Peak RSS of a process that only imports what a build imports."""
+    import tensorflow  # noqa: F401
+    import tensorflow_datasets  # noqa: F401
+
+    from qmnist_tfds.qmnist import qmnist_dataset_builder  # noqa: F401
+
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def child_random_reads(data_dir: Path, reads: int) -> dict:
     import tensorflow_datasets as tfds
 
@@ -169,6 +179,8 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "build":
             result = child_build(rest[0], Path(rest[1]), Path(rest[2]), rest[3])
+        elif kind == "imports":
+            result = child_imports()
         elif kind == "read":
             result = child_read(Path(rest[0]), Path(rest[1]), int(rest[2]), int(rest[3]))
         else:
@@ -198,6 +210,7 @@ def main() -> None:
     read = _run_child("read", os.fspath(q_dir), os.fspath(f_dir), str(args.read_repeats),
                       str(args.batch))
     reads = _run_child("random", os.fspath(a_dir), str(args.reads))
+    imports = _run_child("imports")
 
     q, f = build["qmnist"], build["fashion_mnist"]
     distinct = 120_000  # qmnist's test10k and test50k repeat test's 60,000 images
@@ -239,6 +252,7 @@ def main() -> None:
         "read_seconds": read,
         "data_source_random_reads_per_second": reads["reads_per_second"],
         "stream_per_example_breakdown": breakdown,
+        "imports_only_peak_rss_mib": imports["peak_rss_mib"],
         "comparisons": [dict(zip(("what", "ours", "theirs", "ratio"), row, strict=True))
                         for row in rows],
     }
@@ -256,6 +270,8 @@ def main() -> None:
     n = build["nist"]
     print(f"{'nist build: examples/s, peak RSS MiB':70} {n['examples_per_second']:10.0f} "
           f"{n['peak_rss_mib']:10.0f}")
+    print(f"{'peak RSS MiB of importing TensorFlow, TFDS and qmnist_tfds only':70} "
+          f"{imports['peak_rss_mib']:10.0f}")
     print(f"{'qmnist build peak RSS MiB (fashion_mnist build)':70} {q['peak_rss_mib']:10.0f} "
           f"{f['peak_rss_mib']:10.0f}")
     if args.json:

@@ -38,4 +38,4 @@ def test_build_read_and_random_access_steps(tmp_path):
     assert all(seconds > 0 for seconds in read.values())
     _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "a", "array_record")
     assert _child("random", tmp_path / "a", 10)["reads_per_second"] > 0
-    assert 0 < _child("imports")["peak_rss_mib"] < qmnist["peak_rss_mib"]
+    assert 0 < _child("imports")["peak_rss_mib"] <= qmnist["peak_rss_mib"]

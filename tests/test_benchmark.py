@@ -39,3 +39,9 @@ def test_build_read_and_random_access_steps(tmp_path):
     _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "a", "array_record")
     assert _child("random", tmp_path / "a", 10)["reads_per_second"] > 0
     assert 0 < _child("imports")["peak_rss_mib"] <= qmnist["peak_rss_mib"]
+
+
+def test_peak_rss_is_the_childs_own():
+    parent_memory = bytearray(2 * 2**30)
+    parent_memory[:: 2**12] = bytes(len(parent_memory[:: 2**12]))  # make it resident
+    assert _child("imports")["peak_rss_mib"] < 2 * 1024  # not the parent's 2 GiB

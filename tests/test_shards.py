@@ -82,6 +82,15 @@ def test_shard_count_follows_download_config(tmp_path):
     np.testing.assert_array_equal(loaded["nist_index"], labels[:, 5])
 
 
+def _write_tfrecords(folder, split, chunks, shard_config=None):
+    """`shards.write_split` of `chunks` as TFRecord shards into `folder`."""
+    template = naming.ShardedFileTemplate(data_dir=folder, dataset_name="d", split=split,
+                                          filetype_suffix="tfrecord")
+    return shards.write_split(split, chunks, filename_template=template,
+                              example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
+                              shard_config=shard_config or shard_utils.ShardConfig())
+
+
 class _TinyShards(shard_utils.ShardConfig):
     # TFDS 4.9.10 reads the sizes from the class (`calculate_number_shards` is a classmethod).
     min_shard_size = 100
@@ -90,12 +99,8 @@ class _TinyShards(shard_utils.ShardConfig):
 
 def test_shard_count_follows_tfds_size_rule(tmp_path):
     records = [[bytes([i % 256]) * (1 + i % 7) for i in range(j, j + 40)] for j in (0, 40, 80)]
-    template = naming.ShardedFileTemplate(data_dir=tmp_path, dataset_name="d", split="train",
-                                          filetype_suffix="tfrecord")
     config = _TinyShards()
-    info = shards.write_split("train", iter(records), filename_template=template,
-                              example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
-                              shard_config=config)
+    info = _write_tfrecords(tmp_path, "train", iter(records), config)
     flat = [r for chunk in records for r in chunk]
     expected_shards = config.get_number_shards(sum(map(len, flat)), len(flat))
     assert expected_shards > 1
@@ -113,29 +118,19 @@ def test_failing_records_leave_no_shard(tmp_path):
         yield [b"one", b"two"]
         raise OSError("source file vanished")
 
-    template = naming.ShardedFileTemplate(data_dir=tmp_path, dataset_name="d", split="train",
-                                          filetype_suffix="tfrecord")
     with pytest.raises(OSError, match="vanished"):
-        shards.write_split("train", chunks(), filename_template=template,
-                           example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
-                           shard_config=shard_utils.ShardConfig())
+        _write_tfrecords(tmp_path, "train", chunks())
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="'train': no examples"):
-        shards.write_split("train", iter([]), filename_template=template,
-                           example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
-                           shard_config=shard_utils.ShardConfig())
+        _write_tfrecords(tmp_path, "train", iter([]))
 
 
 def test_memory_does_not_grow_with_the_split(tmp_path):
     record = bytes(500)
     chunks = ([record[:-1] + bytes([i % 256]) for i in range(1000)] for _ in range(200))
-    template = naming.ShardedFileTemplate(data_dir=tmp_path, dataset_name="d", split="nist",
-                                          filetype_suffix="tfrecord")
     tracemalloc.start()
     try:
-        info = shards.write_split("nist", chunks, filename_template=template,
-                                  example_writer=writer.ExampleWriter(tfds.core.FileFormat.TFRECORD),
-                                  shard_config=shard_utils.ShardConfig())
+        info = _write_tfrecords(tmp_path, "nist", chunks)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

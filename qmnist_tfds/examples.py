@@ -180,8 +180,6 @@ def iter_examples(
 
 
 def _columns(encoded: list[bytes], labels: np.ndarray) -> dict[str, list]:
-    if len(encoded) != len(labels):
-        raise ValueError(f"{len(encoded)} images for {len(labels)} label rows")
     columns: dict[str, list] = {"image": encoded, "label": labels[:, CLASS_COLUMN].tolist()}
     for name, (column, _) in METADATA_COLUMNS.items():
         columns[name] = labels[:, column].tolist()

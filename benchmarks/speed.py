@@ -98,16 +98,17 @@ def child_read(qmnist_dir: Path, fashion_dir: Path, repeats: int, batch: int) ->
 
     import qmnist_tfds
 
-    def to_numpy_tfds():
+    def seconds(call) -> float:
         start = time.perf_counter()
-        tfds.as_numpy(tfds.load("qmnist", split="train", data_dir=os.fspath(qmnist_dir),
-                                batch_size=-1))
+        call()
         return time.perf_counter() - start
 
+    def to_numpy_tfds():
+        return seconds(lambda: tfds.as_numpy(tfds.load(
+            "qmnist", split="train", data_dir=os.fspath(qmnist_dir), batch_size=-1)))
+
     def to_numpy_fast():
-        start = time.perf_counter()
-        qmnist_tfds.load_arrays("train", data_dir=qmnist_dir)
-        return time.perf_counter() - start
+        return seconds(lambda: qmnist_tfds.load_arrays("train", data_dir=qmnist_dir))
 
     def stream(name, data_dir, **load_kwargs):
         ds = tfds.load(name, split="train", data_dir=os.fspath(data_dir), **load_kwargs)
@@ -248,18 +249,14 @@ def main() -> None:
     ]
     # Where streaming time goes, per example: the same pipeline without PNG
     # decoding isolates parsing (qmnist's extra features) from image decoding.
-    per_example_us = {
-        key: read[key] / train_examples * 1e6
-        for key in ("stream_qmnist", "stream_fashion_mnist", "stream_qmnist_png_undecoded",
-                    "stream_fashion_mnist_png_undecoded")
-    }
+    def us(key: str) -> float:
+        return read[key] / train_examples * 1e6
+
     breakdown = {
-        "png_decoding_us": (
-            per_example_us["stream_qmnist"] - per_example_us["stream_qmnist_png_undecoded"],
-            per_example_us["stream_fashion_mnist"]
-            - per_example_us["stream_fashion_mnist_png_undecoded"]),
-        "everything_else_us": (per_example_us["stream_qmnist_png_undecoded"],
-                               per_example_us["stream_fashion_mnist_png_undecoded"]),
+        "png_decoding_us": (us("stream_qmnist") - us("stream_qmnist_png_undecoded"),
+                            us("stream_fashion_mnist") - us("stream_fashion_mnist_png_undecoded")),
+        "everything_else_us": (us("stream_qmnist_png_undecoded"),
+                               us("stream_fashion_mnist_png_undecoded")),
     }
     results = {
         "repeats": r,

@@ -62,10 +62,16 @@ def registered_checksums(path: os.PathLike | str):
 
 
 def build(config: str, data_dir: os.PathLike | str, files_dir: os.PathLike | str,
-          checksums: os.PathLike | str | None = None) -> tfds.core.DatasetBuilder:
-    """Builds `config` into `data_dir` from the files in `files_dir` (as a manual dir)."""
-    builder = tfds.builder("qmnist", config=config, data_dir=os.fspath(data_dir))
-    download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(files_dir))
+          checksums: os.PathLike | str | None = None, *, file_format: str = "tfrecord",
+          **download_options) -> tfds.core.DatasetBuilder:
+    """Builds `config` into `data_dir` from the files in `files_dir` (as a manual dir).
+
+    `download_options` go to TFDS's `DownloadConfig` (`num_shards=3`, ...).
+    """
+    builder = tfds.builder("qmnist", config=config, data_dir=os.fspath(data_dir),
+                           file_format=file_format)
+    download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(files_dir),
+                                                   **download_options)
     if checksums is None:
         builder.download_and_prepare(download_config=download_config)
     else:
@@ -87,9 +93,6 @@ def dummy_build(tmp_path_factory) -> pathlib.Path:
 def array_record_build(tmp_path_factory) -> pathlib.Path:
     """A data_dir holding the `qmnist` config built from the dummy data as array_record."""
     data_dir = tmp_path_factory.mktemp("array_record")
-    with registered_checksums(DUMMY_DATA / "checksums.tsv"):
-        builder = tfds.builder("qmnist", data_dir=os.fspath(data_dir),
-                               file_format="array_record")
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(DUMMY_DATA)))
+    build("qmnist", data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
+          file_format="array_record")
     return data_dir

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tracemalloc
 from unittest import mock
@@ -18,24 +19,18 @@ from tensorflow_datasets.core.utils import shard_utils
 
 from qmnist_tfds import examples, shards
 from qmnist_tfds.qmnist import qmnist_dataset_builder
-from tests.conftest import DUMMY_DATA, registered_checksums
+from tests.conftest import DUMMY_DATA, build
 
 FORMATS = ("tfrecord", "array_record")
 
 
 def _build(data_dir, config, file_format, tfds_path=False, **download_options):
     """Builds a config from the dummy data; with `tfds_path`, through TFDS's own writer."""
-    builder = tfds.builder("qmnist", config=config, data_dir=os.fspath(data_dir),
-                           file_format=file_format)
-    download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(DUMMY_DATA),
-                                                   **download_options)
-    generic = tfds.core.GeneratorBasedBuilder._generate_splits
-    with registered_checksums(DUMMY_DATA / "checksums.tsv"), mock.patch.object(
-        qmnist_dataset_builder.Builder, "_generate_splits",
-        generic if tfds_path else qmnist_dataset_builder.Builder._generate_splits,
-    ):
-        builder.download_and_prepare(download_config=download_config)
-    return builder
+    generic = mock.patch.object(qmnist_dataset_builder.Builder, "_generate_splits",
+                                tfds.core.GeneratorBasedBuilder._generate_splits)
+    with generic if tfds_path else contextlib.nullcontext():
+        return build(config, data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
+                     file_format=file_format, **download_options)
 
 
 def _records(builder, split: str) -> list[tf.train.Example]:

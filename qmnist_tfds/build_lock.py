@@ -10,27 +10,26 @@ TFDS's test case mocks.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 
 
 @contextlib.contextmanager
 def exclusive(version_dir: str | os.PathLike) -> Iterator[None]:
-    """Holds an exclusive lock beside `version_dir` (local file systems only).
+    """Holds an exclusive lock on a file beside `version_dir` (local file systems only).
 
-    Remote data dirs (gs://, s3://...) are not locked: TFDS's own staging then
-    decides, as without this module.
+    `filelock` locks with fcntl on POSIX and msvcrt on Windows; where neither
+    exists it falls back to a lock file created exclusively. Remote data dirs
+    (gs://, s3://...) are not locked: TFDS's own staging then decides, as
+    without this module.
     """
     version_dir = os.fspath(version_dir)
     if "://" in version_dir:
         yield
         return
-    parent, version = os.path.split(version_dir.rstrip("/"))
+    import filelock  # here, not at import: only a build needs it
+
+    parent, version = os.path.split(version_dir.rstrip("/\\"))
     os.makedirs(parent, exist_ok=True)
-    with open(os.path.join(parent, f".{version}.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with filelock.FileLock(os.path.join(parent, f".{version}.lock")):
+        yield

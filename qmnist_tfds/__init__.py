@@ -1,4 +1,8 @@
-"""QMNIST for TensorFlow Datasets: importing this package registers the `qmnist` builder."""
+"""QMNIST for TensorFlow Datasets: importing this package registers the `qmnist` builder.
+
+It does not import TensorFlow: building, tf.data reads and `load_arrays` do,
+when first used.
+"""
 
 from qmnist_tfds.arrays import load_arrays
 from qmnist_tfds.idx import IdxFormatError

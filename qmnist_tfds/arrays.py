@@ -15,10 +15,9 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from qmnist_tfds import png
+from qmnist_tfds import lazy_tf, png
 
 _BATCH = 4096  # small enough for decoding to overlap parsing
 _HEIGHT = _WIDTH = 28
@@ -34,6 +33,7 @@ def decode_gray_pngs(encoded: Sequence[bytes]) -> np.ndarray:
     pixels, own = png.own_pixels(encoded, _HEIGHT, _WIDTH)
     images = pixels[..., None]
     for i in np.flatnonzero(~own):
+        tf = lazy_tf.tensorflow()
         images[i] = tf.io.decode_png(encoded[i], channels=1).numpy()
     return images
 
@@ -51,6 +51,7 @@ def load_arrays(
     values in the same order. `split` may use TFDS's slicing syntax
     (`"test[:1000]"`). The dataset must have been built in TFRecord format.
     """
+    tf = lazy_tf.tensorflow()
     builder = tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
     features = builder.info.features
     specs = {

@@ -10,23 +10,86 @@ it would count in the process's RSS). The spool is cut into the shards TFDS
 would make (its `ShardConfig` rule and boundaries, its file names) and written
 by the builder's own `ExampleWriter`, so a split reads back exactly as one
 written by TFDS.
+
+Those are TFDS internals, not its public API. `missing_tfds_internals` names
+any that the installed TFDS lacks or has changed, and the builder then takes
+TFDS's own writer path instead. They are imported where they are used, so
+that this module imports whatever the TFDS version.
 """
 
 from __future__ import annotations
 
 import array
+import functools
+import importlib
+import inspect
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import naming, splits, writer
-from tensorflow_datasets.core.utils import dtype_utils, shard_utils
+
+from qmnist_tfds import lazy_tf
 
 # Formats whose TFDS writer needs no per-record index file.
 FILE_FORMATS = frozenset({tfds.core.FileFormat.TFRECORD, tfds.core.FileFormat.ARRAY_RECORD})
+
+# Every TFDS internal this module and the builder's `_generate_splits` call,
+# with the parameters they pass to it.
+TFDS_INTERNALS: dict[str, tuple[str, ...]] = {
+    "tensorflow_datasets.core.dataset_builder.GeneratorBasedBuilder._generate_splits":
+        ("dl_manager", "download_config"),
+    "tensorflow_datasets.core.dataset_builder.GeneratorBasedBuilder._example_writer": (),
+    "tensorflow_datasets.core.dataset_builder.GeneratorBasedBuilder._get_filename_template":
+        ("split_name",),
+    "tensorflow_datasets.core.download.DownloadConfig.get_shard_config": (),
+    "tensorflow_datasets.core.writer.ExampleWriter.write": ("path", "examples"),
+    "tensorflow_datasets.core.utils.shard_utils.ShardConfig.get_number_shards":
+        ("total_size", "num_examples"),
+    "tensorflow_datasets.core.utils.shard_utils.get_shard_boundaries":
+        ("num_examples", "number_of_shards"),
+    "tensorflow_datasets.core.naming.ShardedFileTemplate.sharded_filepath":
+        ("shard_index", "num_shards"),
+    "tensorflow_datasets.core.splits.SplitInfo":
+        ("name", "shard_lengths", "num_bytes", "filename_template"),
+    "tensorflow_datasets.core.utils.dtype_utils.is_integer": (),
+    "tensorflow_datasets.core.utils.dtype_utils.is_string": (),
+}
+
+
+def _resolve(dotted: str) -> Any:
+    """The object at a dotted path: the longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            target = getattr(target, name)
+        return target
+    raise ImportError(dotted)
+
+
+@functools.cache
+def missing_tfds_internals() -> tuple[str, ...]:
+    """The entries of `TFDS_INTERNALS` that the installed TFDS lacks or has changed.
+
+    Empty where the fast writer can run. A callable counts as changed when it
+    no longer takes every parameter it is passed here by name.
+    """
+    missing = []
+    for dotted, parameters in TFDS_INTERNALS.items():
+        try:
+            accepted = inspect.signature(_resolve(dotted)).parameters
+        except (ImportError, AttributeError, TypeError, ValueError):
+            missing.append(dotted)
+            continue
+        if not set(parameters) <= set(accepted):
+            missing.append(dotted)
+    return tuple(missing)
 
 
 class ScalarExampleSerializer:
@@ -40,6 +103,9 @@ class ScalarExampleSerializer:
     """
 
     def __init__(self, features: tfds.features.FeaturesDict):
+        from tensorflow_datasets.core.utils import dtype_utils
+
+        self._example_class = lazy_tf.tensorflow().train.Example
         self._fields: dict[str, str] = {}
         for name, info in features.get_serialized_info().items():
             if not isinstance(info, tfds.features.TensorInfo) or info.shape != ():
@@ -65,7 +131,7 @@ class ScalarExampleSerializer:
             raise ValueError(f"columns of different lengths: {sorted(lengths)}")
         records = []
         for row in range(lengths.pop()):
-            example = tf.train.Example()
+            example = self._example_class()
             feature = example.features.feature
             for name, field, values in fields:
                 getattr(feature[name], field).value.append(values[row])
@@ -77,16 +143,21 @@ def write_split(
     split_name: str,
     record_chunks: Iterable[list[bytes]],
     *,
-    filename_template: naming.ShardedFileTemplate,
-    example_writer: writer.ExampleWriter,
-    shard_config: shard_utils.ShardConfig,
-) -> splits.SplitInfo:
+    filename_template,
+    example_writer,
+    shard_config,
+) -> tfds.core.SplitInfo:
     """Writes serialized examples, in order, as the shards of one split.
 
     `record_chunks` yields lists of serialized examples. The shards are written
     once the last record is in, so an error while producing the records leaves
-    no shard.
+    no shard. `filename_template`, `example_writer` and `shard_config` are the
+    TFDS objects its own writer path uses (`naming.ShardedFileTemplate`,
+    `writer.ExampleWriter`, `shard_utils.ShardConfig`).
     """
+    from tensorflow_datasets.core import splits
+    from tensorflow_datasets.core.utils import shard_utils
+
     # The spool goes beside the shards (as TFDS's own spill files do), not to a
     # possibly RAM-backed /tmp; only for remote data dirs does it use the temp dir.
     spool_dir = os.fspath(filename_template.data_dir)

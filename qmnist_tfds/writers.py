@@ -9,7 +9,8 @@ writers instead, deterministically, so that no writer is on both sides;
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+
+from qmnist_tfds import lazy_tf
 
 
 def validation_writers(writer_ids: np.ndarray, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -29,6 +30,7 @@ def validation_writers(writer_ids: np.ndarray, fraction: float = 0.1, seed: int 
 
 def has_writer(writers: np.ndarray, *, negate: bool = False):
     """A `tf.data` filter keeping examples whose `writer_id` is in `writers` (or not, negated)."""
+    tf = lazy_tf.tensorflow()
     table = tf.constant(np.asarray(writers, dtype=np.int32))
 
     def predicate(example):

@@ -25,9 +25,12 @@ FORMATS = ("tfrecord", "array_record")
 
 
 def _build(data_dir, config, file_format, tfds_path=False, **download_options):
-    """Builds a config from the dummy data; with `tfds_path`, through TFDS's own writer."""
-    generic = mock.patch.object(qmnist_dataset_builder.Builder, "_generate_splits",
-                                tfds.core.GeneratorBasedBuilder._generate_splits)
+    """Builds a config from the dummy data; with `tfds_path`, through TFDS's own writer.
+
+    That path is forced the way a TFDS lacking one of the fast writer's
+    internals forces it.
+    """
+    generic = mock.patch.object(shards, "missing_tfds_internals", lambda: ("forced",))
     with generic if tfds_path else contextlib.nullcontext():
         return build(config, data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
                      file_format=file_format, **download_options)
@@ -65,6 +68,28 @@ def test_same_shards_as_tfds_writer(tmp_path, config, file_format):
     _same_splits(ours, theirs)
     assert ours.info.features.to_json() == theirs.info.features.to_json()
     assert sorted(os.listdir(ours.data_path)) == sorted(os.listdir(theirs.data_path))
+
+
+def test_a_changed_tfds_internal_takes_tfds_writer_path(tmp_path, monkeypatch):
+    """A TFDS whose `get_shard_boundaries` takes other parameter names: same dataset, slower."""
+    ours = _build(tmp_path / "ours", "nist", "tfrecord")
+    original = shard_utils.get_shard_boundaries
+
+    def renamed(count, shards):  # TFDS's writer passes them by position
+        return original(count, shards)
+
+    monkeypatch.setattr(shard_utils, "get_shard_boundaries", renamed)
+    shards.missing_tfds_internals.cache_clear()
+    try:
+        assert shards.missing_tfds_internals() == (
+            "tensorflow_datasets.core.utils.shard_utils.get_shard_boundaries",)
+        with mock.patch.object(shards, "write_split", side_effect=AssertionError("fast path")):
+            theirs = _build(tmp_path / "tfds", "nist", "tfrecord")
+    finally:
+        monkeypatch.undo()
+        shards.missing_tfds_internals.cache_clear()
+    assert shards.missing_tfds_internals() == ()
+    _same_splits(ours, theirs)
 
 
 def test_shard_count_follows_download_config(tmp_path):

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import numpy as np
 import requests
 import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core.download import checksums
+from tensorflow_datasets.core.utils.read_config import MISSING
 
-from qmnist_tfds import build_lock, downloads, examples, shards
+from qmnist_tfds import build_lock, downloads, examples, idx, lazy_tf, shards
 
 TEST10K_SIZE = 10_000  # The first 10,000 test rows are MNIST's test set.
+# NIST order groups the HSF series in seven blocks of 52k-64k rows: with this
+# many shards, shuffled files read interleaved give every series its share.
+NIST_SHARDS = 128
+# More files than this are not all opened at once by a shuffled read.
+MAX_SHUFFLED_CYCLE = 256
 
 _PACKAGE_DIR = epath.Path(__file__).parent.parent
 CHECKSUMS_NAME = "qmnist.tsv"
@@ -82,7 +91,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                              f"{', '.join(self.builder_configs)}.") from e
 
     def download_and_prepare(self, *args, **kwargs):
-        # A concurrent build of the same version waits here, then reuses the result.
+        """TFDS's `download_and_prepare`, one build at a time per version folder.
+
+        Where the dataset is prepared and may be reused, TFDS only logs that it
+        reuses it: no lock is taken and nothing is written, so a read-only
+        data_dir serves. Otherwise a concurrent build of the same version waits
+        for the lock, then reuses the result.
+        """
+        config = kwargs.get("download_config") or tfds.download.DownloadConfig()
+        reuse = config.download_mode == tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+        if reuse and self.data_path.exists():
+            return super().download_and_prepare(*args, **kwargs)
+        lazy_tf.tensorflow()  # the build needs it: fail now, naming the install command
         with build_lock.exclusive(self.data_path):
             return super().download_and_prepare(*args, **kwargs)
 
@@ -142,6 +162,27 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "test50k": dict(test, start=TEST10K_SIZE),
         }
 
+    def _as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
+        """TFDS's reader, with reads that need not keep upstream order allowed.
+
+        The dataset is ordered (`disable_shuffling`), so by default TFDS reads
+        its files one after the other and refuses `shuffle_files=True` or an
+        interleaving `ReadConfig`. Here those are taken as asked: shuffled files
+        are interleaved, by default all the files of the split at once (NIST
+        order is by HSF series, so a few files at a time would stream a few
+        series at a time).
+        """
+        read_config = read_config or tfds.ReadConfig()
+        cycle = read_config.interleave_cycle_length
+        if shuffle_files and cycle is MISSING:
+            widest = max(len(info.filenames) for info in self.info.splits.values())
+            cycle = min(widest, MAX_SHUFFLED_CYCLE)
+            read_config = dataclasses.replace(read_config, interleave_cycle_length=cycle)
+        if shuffle_files or (cycle is not MISSING and cycle != 1):
+            read_config = dataclasses.replace(read_config, enable_ordering_guard=False)
+        return super()._as_dataset(split, decoders=decoders, read_config=read_config,
+                                   shuffle_files=shuffle_files)
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         sources = self._split_sources(dl_manager)
         return {split: self._generate_examples(**source) for split, source in sources.items()}
@@ -162,9 +203,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         feeds `_split_generators` to TFDS's writer one example at a time. The
         shards are those that path writes (tests/test_shards.py), several times
         faster and in bounded memory. Options only TFDS's path implements
-        (`max_examples_per_split`, other file formats) take that path.
+        (`max_examples_per_split`, other file formats), and a TFDS whose
+        internals differ from what `shards` uses, take that path.
         """
-        if (download_config.max_examples_per_split is not None
+        sources = self._split_sources(dl_manager)
+        if self.builder_config.name == "nist" and download_config.num_shards is None:
+            with idx.open_images(sources["nist"]["images_path"]) as images:
+                rows = images.header.count
+            download_config = dataclasses.replace(download_config,
+                                                  num_shards=min(NIST_SHARDS, rows))
+        missing = shards.missing_tfds_internals()
+        if missing:
+            logging.warning("TFDS %s differs from what the fast writer uses (%s): writing "
+                            "with TFDS's own writer, which is slower.",
+                            tfds.__version__, ", ".join(missing))
+        if (missing or download_config.max_examples_per_split is not None
                 or self.info.file_format not in shards.FILE_FORMATS):
             return super()._generate_splits(dl_manager, download_config)
         serializer = shards.ScalarExampleSerializer(self.info.features)
@@ -176,5 +229,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 example_writer=self._example_writer(),
                 shard_config=download_config.get_shard_config(),
             )
-            for split, source in self._split_sources(dl_manager).items()
+            for split, source in sources.items()
         ]

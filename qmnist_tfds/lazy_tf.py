@@ -1,0 +1,29 @@
+"""TensorFlow, imported only where it is needed.
+
+`import qmnist_tfds` registers the builder without importing TensorFlow, as
+`import tensorflow_datasets` does: a JAX process reading through
+`tfds.data_source` never loads it. Building the dataset, tf.data reads and
+`load_arrays` import it on first use, through `tensorflow()`.
+"""
+
+from __future__ import annotations
+
+import types
+
+INSTALL_HINT = (
+    'pip install "qmnist-tfds[tensorflow]" (or install tensorflow, tensorflow-cpu '
+    "or tf-nightly yourself)"
+)
+
+
+def tensorflow() -> types.ModuleType:
+    """Returns the `tensorflow` module, or raises ImportError naming the install command."""
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise ImportError(
+            f"qmnist_tfds needs TensorFlow to build the dataset and to read it with "
+            f"tf.data, and none is installed. Install it with: {INSTALL_HINT}. "
+            "(tfds.data_source reads an array_record build without TensorFlow.)"
+        ) from e
+    return tf

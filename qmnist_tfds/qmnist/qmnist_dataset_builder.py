@@ -210,6 +210,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if self.builder_config.name == "nist" and download_config.num_shards is None:
             with idx.open_images(sources["nist"]["images_path"]) as images:
                 rows = images.header.count
+            if download_config.max_examples_per_split is not None:
+                rows = min(rows, download_config.max_examples_per_split)
             download_config = dataclasses.replace(download_config,
                                                   num_shards=min(NIST_SHARDS, rows))
         missing = shards.missing_tfds_internals()

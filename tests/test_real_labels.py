@@ -127,3 +127,16 @@ def test_real_files_match_the_checksums_files(upstream_dir):
         assert (info.size, info.checksum, info.filename) == (
             len(data), hashlib.sha256(data).hexdigest(), name)
         assert md5s[name] == hashlib.md5(data).hexdigest()
+
+
+def test_order_facts_the_readme_states(labels):
+    """train and test are mixed by population; nist runs through its series in blocks."""
+    for split in ("train", "test"):
+        students = _column(labels[split], "hsf_series") == 4
+        shares = [students[i:i + 10_000].mean() for i in range(0, 60_000, 10_000)]
+        assert all(40 <= round(share * 100) <= 50 for share in shares), (split, shares)
+    series = _column(labels["nist"], "hsf_series")
+    assert np.all(np.diff(series) >= 0)  # sorted by series: one block each
+    values, sizes = np.unique(series, return_counts=True)
+    assert values.tolist() == [0, 1, 2, 3, 4, 6, 7]
+    assert sizes.min() >= 52_000 and sizes.max() <= 64_000

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import requests
@@ -46,6 +48,19 @@ class _ChecksumRecords:
     records under the mirror's URLs, so its downloads are verified exactly as
     upstream's.
     """
+
+@contextlib.contextmanager
+def _dropping_logs(fragment: str) -> Iterator[None]:
+    """Drops the records of TFDS's (absl) logger whose message contains `fragment`."""
+    logger = logging.getLogger("absl")
+    drop = logging.Filter()
+    drop.filter = lambda record: fragment not in record.getMessage()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
 
     def __get__(self, builder: Builder | None, cls: type[Builder]):
         path = cls._checksums_path
@@ -178,10 +193,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             widest = max(len(info.filenames) for info in self.info.splits.values())
             cycle = min(widest, MAX_SHUFFLED_CYCLE)
             read_config = dataclasses.replace(read_config, interleave_cycle_length=cycle)
-        if shuffle_files or (cycle is not MISSING and cycle != 1):
-            read_config = dataclasses.replace(read_config, enable_ordering_guard=False)
-        return super()._as_dataset(split, decoders=decoders, read_config=read_config,
-                                   shuffle_files=shuffle_files)
+        if not shuffle_files and (cycle is MISSING or cycle == 1):
+            return super()._as_dataset(split, decoders=decoders, read_config=read_config)
+        read_config = dataclasses.replace(read_config, enable_ordering_guard=False)
+        # Without the guard TFDS logs that order is not kept: what was asked for.
+        with _dropping_logs("is an ordered dataset"):
+            return super()._as_dataset(split, decoders=decoders, read_config=read_config,
+                                       shuffle_files=shuffle_files)
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         sources = self._split_sources(dl_manager)

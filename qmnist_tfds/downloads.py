@@ -7,7 +7,9 @@ real `os` even inside TFDS's test case, which mocks `os` in the builder module.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import socket
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
 # Every data file was added by this upstream commit and never changed since;
@@ -55,13 +57,59 @@ def mirrored_url_infos(registered: Mapping[str, Info], base_url: str) -> dict[st
     return mirrored
 
 
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """`error` and every exception it wraps (causes, contexts, arguments, urllib3 reasons)."""
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        wrapped = [e.__cause__, e.__context__, getattr(e, "reason", None),
+                   getattr(e, "original_error", None), *e.args]
+        todo += [w for w in wrapped if isinstance(w, BaseException)]
+
+
+def connection_failure(error: BaseException, url: str) -> str | None:
+    """In a few words, why no connection to `url`'s host could be made: its name did
+    not resolve, it refused, or it did not answer in time; None for any other error."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or url
+    address = f"{host}:{parts.port or {'http': 80, 'https': 443}.get(parts.scheme, '')}"
+    chain = list(_chain(error))
+    if any(type(e).__name__ == "ProxyError" for e in chain):
+        return None  # the proxy's failure, not the host's: keep the full error
+    for e in chain:
+        if isinstance(e, socket.gaierror):
+            return f"cannot resolve the host name {host}: {e.strerror or e}"
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError):
+            return f"connection refused by {address}"
+    for e in chain:
+        if type(e).__name__ == "ConnectTimeoutError" or isinstance(e, socket.timeout):
+            return f"no answer from {address} in time"
+    return None
+
+
+def short_cause(error: BaseException, url: str) -> str:
+    """`connection_failure`, else the error's type and the first line of its message."""
+    known = connection_failure(error, url)
+    if known is not None:
+        return known
+    lines = str(error).strip().splitlines() or [""]
+    text = lines[0] if len(lines[0]) <= 300 else lines[0][:297] + "..."
+    return f"{type(error).__name__}: {text}"
+
+
 def failure_help(config: str, urls: Mapping[str, str], error: BaseException) -> str:
     """The message of a failed download: what failed, and the three ways out."""
     names = [FILES[key] for key in CONFIG_FILES[config]]
     base = next(iter(urls.values())).rsplit("/", 1)[0] + "/"
     return (
         f"Could not download the files of qmnist/{config} from {base} "
-        f"({type(error).__name__}: {error}).\n"
+        f"({short_cause(error, base)}).\n"
         f"It needs: {', '.join(names)}. Any of these gets them:\n"
         f"  1. Retry where {base} is reachable.\n"
         "  2. Copy the files into a folder DIR (from any source: they are checked "

@@ -12,11 +12,20 @@ import requests
 import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core.download import checksums
+from tensorflow_datasets.core.utils import shard_utils
 from tensorflow_datasets.core.utils.read_config import MISSING
 
-from qmnist_tfds import build_lock, downloads, examples, idx, lazy_tf, shards
+from qmnist_tfds import build_lock, downloads, examples, fail_fast, idx, lazy_tf, shards
 
 TEST10K_SIZE = 10_000  # The first 10,000 test rows are MNIST's test set.
+# Examples per split: the rows of the upstream label files (60,000 train,
+# 60,000 test, 402,953 nist), which tests/test_prebuilt_info.py counts.
+# `info` shows them before the first build; a build's info replaces them.
+SPLIT_EXAMPLES = {
+    "qmnist": {"train": 60_000, "test": 60_000, "test10k": TEST10K_SIZE,
+               "test50k": 60_000 - TEST10K_SIZE},
+    "nist": {"nist": 402_953},
+}
 # NIST order groups the HSF series in seven blocks of 52k-64k rows: with this
 # many shards, shuffled files read interleaved give every series its share.
 NIST_SHARDS = 128
@@ -40,15 +49,6 @@ def checksums_file() -> epath.Path:
     return _PACKAGE_DIR.parent / "checksums" / CHECKSUMS_NAME
 
 
-class _ChecksumRecords:
-    """The builder's `url_infos`: what the checksums file registers, by URL.
-
-    Read on each access rather than memoized (so tests can point
-    `checksums_file` elsewhere). A builder with a mirror also gets the same
-    records under the mirror's URLs, so its downloads are verified exactly as
-    upstream's.
-    """
-
 @contextlib.contextmanager
 def _dropping_logs(fragment: str) -> Iterator[None]:
     """Drops the records of TFDS's (absl) logger whose message contains `fragment`."""
@@ -61,6 +61,15 @@ def _dropping_logs(fragment: str) -> Iterator[None]:
     finally:
         logger.removeFilter(drop)
 
+
+class _ChecksumRecords:
+    """The builder's `url_infos`: what the checksums file registers, by URL.
+
+    Read on each access rather than memoized (so tests can point
+    `checksums_file` elsewhere). A builder with a mirror also gets the same
+    records under the mirror's URLs, so its downloads are verified exactly as
+    upstream's.
+    """
 
     def __get__(self, builder: Builder | None, cls: type[Builder]):
         path = cls._checksums_path
@@ -96,14 +105,36 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         files under their names, verified against the same checksums."""
         self._base_url = downloads.mirror_base_url(mirror_url) or downloads.BASE_URL
         super().__init__(**kwargs)
+        if not self.info.initialized:  # nothing prepared in data_dir to restore info from
+            self._set_prebuilt_info()
+
+    def _set_prebuilt_info(self) -> None:
+        """Fills `info` with what is known before a build, as TFDS's catalog datasets
+        get it from TFDS's bucket: each split's examples (laid out in the shards a
+        default build writes) and the size of the config's downloads.
+
+        The generated size is known only once the real images are encoded: it
+        stays unset. A build replaces all of it with what it wrote and downloaded.
+        """
+        splits = []
+        for name, count in SPLIT_EXAMPLES[self.builder_config.name].items():
+            shards = NIST_SHARDS if self.builder_config.name == "nist" else 1
+            ends = np.array(shard_utils.get_shard_boundaries(count, shards))
+            lengths = np.diff(ends, prepend=0).tolist()
+            splits.append(tfds.core.SplitInfo(name=name, shard_lengths=lengths, num_bytes=0))
+        self.info.set_splits(tfds.core.SplitDict(splits))
+        records = self.url_infos or {}
+        urls = downloads.file_urls(self.builder_config.name, self._base_url).values()
+        if all(url in records for url in urls):
+            self.info.download_size = sum(int(records[url].size) for url in urls)
 
     def _create_builder_config(self, builder_config, version):
-        # TFDS's own message lists close matches only, often none: list every config.
-        try:
-            return super()._create_builder_config(builder_config, version)
-        except ValueError as e:
-            raise ValueError(f"{e}\nThe configs of {self.name} are: "
-                             f"{', '.join(self.builder_configs)}.") from e
+        name = builder_config if isinstance(builder_config, str) else None
+        if name is not None and ":" not in name and name not in self.builder_configs:
+            # TFDS's own message promises close matches and often lists none.
+            raise ValueError(f"BuilderConfig {name} not found. The configs of "
+                             f"{self.name} are: {', '.join(self.builder_configs)}.")
+        return super()._create_builder_config(builder_config, version)
 
     def download_and_prepare(self, *args, **kwargs):
         """TFDS's `download_and_prepare`, one build at a time per version folder.
@@ -157,10 +188,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """Downloads the config's files; returns each split's `examples.iter_chunks` arguments."""
         config = self.builder_config.name
         urls = downloads.file_urls(config, self._base_url)
+        fail_fast.register(urls.values())
         try:
             paths = dl_manager.download(urls)
         except (tfds.download.DownloadError, requests.RequestException, OSError) as e:
-            raise tfds.download.DownloadError(downloads.failure_help(config, urls, e)) from e
+            # TFDS raises the first failure; the other files may still be on their way.
+            fail_fast.wait_for_running(urls.values(), timeout=fail_fast.WAIT_FOR_OTHERS)
+            error = tfds.download.DownloadError(downloads.failure_help(config, urls, e))
+            if downloads.connection_failure(e, next(iter(urls.values()))) is None:
+                raise error from e
+            # The message says why; urllib3's nested errors would bury it (still
+            # reachable as the error's __context__).
+            raise error from None
 
         def files(name: str, **options) -> dict:
             return dict(images_path=paths[f"{name}_images"], labels_path=paths[f"{name}_labels"],

@@ -1,0 +1,150 @@
+"""Downloads of this package's files that give up at once when the source is unreachable.
+
+TFDS's downloader (`tensorflow_datasets/core/download/downloader.py`) retries
+every failed request with urllib3's exponential backoff (10 retries, 0.2 s
+doubling): a host name that does not resolve, or a host where nothing
+listens, takes about 3.5 minutes to fail, with a warning per retry. For the
+URLs given to `register` (this package's files, upstream or on a mirror),
+and for no other URL:
+
+- a failed name lookup or a refused connection is not retried, and a
+  connection attempt gives up after `CONNECT_TIMEOUT` seconds;
+- errors after the connection is made (a reset before the response, HTTP
+  500/502/503/504) are retried as TFDS retries them; a transfer cut off in
+  the middle fails as it does in TFDS, and the next build downloads again;
+- a failed download deletes the temporary folder TFDS made for it
+  (`<download dir>/<dataset>/<name>.tmp.<hex>/`), which nothing reads again.
+
+This wraps three private functions of TFDS's downloader, which TFDS 4.9.x
+has; where they are missing, downloads keep TFDS's own behaviour.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import os
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import requests
+import tensorflow_datasets as tfds
+from requests.adapters import HTTPAdapter
+from tensorflow_datasets.core.download import downloader
+from urllib3.util.retry import Retry
+
+# Seconds to wait for a TCP connection (not for the transfer, which has no limit).
+CONNECT_TIMEOUT = 20
+# Seconds a failed build waits for the config's other downloads to end.
+WAIT_FOR_OTHERS = 30
+# As TFDS's downloader: server errors worth retrying, and its backoff.
+RETRY_STATUS = (500, 502, 503, 504)
+BACKOFF_FACTOR = 0.2
+
+_urls: set[str] = set()
+_lock = threading.Lock()
+_installed = False
+# Downloads of registered URLs submitted and not yet ended, by URL.
+_running: collections.Counter[str] = collections.Counter()
+_ended = threading.Condition(_lock)
+
+
+def register(urls: Iterable[str]) -> bool:
+    """Makes TFDS's downloader fail fast for `urls`; False where its internals differ."""
+    with _lock:
+        _urls.update(urls)
+        return _install()
+
+
+def wait_for_running(urls: Iterable[str], timeout: float) -> bool:
+    """Waits until no download of `urls` runs (at most `timeout` seconds): once TFDS
+    reports the first failure, the others may still be running, their temporary
+    folders still there. False if some still run."""
+    urls = list(urls)
+    with _ended:
+        return _ended.wait_for(lambda: not any(_running[url] for url in urls), timeout)
+
+
+def _count(url: str, change: int) -> None:
+    with _ended:
+        _running[url] += change
+        if _running[url] <= 0:
+            del _running[url]
+            _ended.notify_all()
+
+
+def _install() -> bool:
+    global _installed
+    if _installed:
+        return True
+    open_url = getattr(downloader, "_open_url", None)
+    download = getattr(getattr(downloader, "_Downloader", None), "download", None)
+    sync_download = getattr(getattr(downloader, "_Downloader", None), "_sync_download", None)
+    if not all(callable(f) for f in (open_url, download, sync_download)):
+        return False
+
+    def _open_url(url: str, **kwargs: Any):
+        if url in _urls and url.startswith(("http://", "https://")):
+            return _open_failing_fast(url, **kwargs)
+        return open_url(url, **kwargs)
+
+    def _download(self, url: str, *args: Any, **kwargs: Any):
+        # Submits `_sync_download` to TFDS's download threads.
+        if url not in _urls:
+            return download(self, url, *args, **kwargs)
+        _count(url, +1)
+        try:
+            return download(self, url, *args, **kwargs)
+        except BaseException:
+            _count(url, -1)
+            raise
+
+    def _sync_download(self, url: str, destination_path, *args: Any, **kwargs: Any):
+        if url not in _urls:
+            return sync_download(self, url, destination_path, *args, **kwargs)
+        try:
+            return sync_download(self, url, destination_path, *args, **kwargs)
+        except BaseException:
+            # TFDS made this folder for this download alone and only reads it
+            # back when the download succeeds.
+            shutil.rmtree(os.fspath(destination_path), ignore_errors=True)
+            raise
+        finally:
+            _count(url, -1)
+
+    downloader._open_url = _open_url
+    downloader._Downloader.download = _download
+    downloader._Downloader._sync_download = _sync_download
+    _installed = True
+    return True
+
+
+def retry_policy() -> Retry:
+    """TFDS's retries, except for failed connections (name lookup, refused, timed out)."""
+    return Retry(
+        total=downloader.MAX_RETRIES,
+        connect=0,
+        backoff_factor=BACKOFF_FACTOR,
+        status_forcelist=list(RETRY_STATUS),
+        raise_on_redirect=True,
+        raise_on_status=True,
+    )
+
+
+@contextlib.contextmanager
+def _open_failing_fast(url: str, **kwargs: Any) -> Iterator[tuple[requests.Response,
+                                                                 Iterable[bytes]]]:
+    """TFDS's `_open_with_requests` (without its Google Drive handling), with `retry_policy`."""
+    with requests.Session() as session:
+        adapter = HTTPAdapter(max_retries=retry_policy())
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        with session.get(url, stream=True, timeout=(CONNECT_TIMEOUT, None),
+                         **kwargs) as response:
+            if response.status_code != 200:
+                raise tfds.download.DownloadError(
+                    f"Failed to get url {response.url}. HTTP code: {response.status_code}.")
+            yield response, response.iter_content(chunk_size=io.DEFAULT_BUFFER_SIZE)

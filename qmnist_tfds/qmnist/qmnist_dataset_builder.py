@@ -12,7 +12,6 @@ import requests
 import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core.download import checksums
-from tensorflow_datasets.core.utils import shard_utils
 from tensorflow_datasets.core.utils.read_config import MISSING
 
 from qmnist_tfds import build_lock, downloads, examples, fail_fast, idx, lazy_tf, shards
@@ -119,7 +118,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         splits = []
         for name, count in SPLIT_EXAMPLES[self.builder_config.name].items():
             shards = NIST_SHARDS if self.builder_config.name == "nist" else 1
-            ends = np.array(shard_utils.get_shard_boundaries(count, shards))
+            # TFDS's shard boundaries (its `get_shard_boundaries`, a private API).
+            ends = [round(count * index / shards) for index in range(1, shards + 1)]
             lengths = np.diff(ends, prepend=0).tolist()
             splits.append(tfds.core.SplitInfo(name=name, shard_lengths=lengths, num_bytes=0))
         self.info.set_splits(tfds.core.SplitDict(splits))

@@ -18,7 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-COMPRESSION_LEVEL = 6  # zlib's default, as libpng and TensorFlow use
+# One below zlib's default (6, which libpng and TensorFlow use): on 28x28
+# Fashion-MNIST images the PNGs come out 0.1% larger (516.1 vs 515.7 bytes on
+# average) for 10% less CPU; on ring-shaped strokes 0.4% larger for 23% less.
+COMPRESSION_LEVEL = 5
 _SLICE = 512  # images per task handed to an executor
 
 

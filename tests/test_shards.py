@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import subprocess
+import sys
 import tracemalloc
 from unittest import mock
 
@@ -19,7 +22,7 @@ from tensorflow_datasets.core.utils import shard_utils
 
 from qmnist_tfds import examples, shards
 from qmnist_tfds.qmnist import qmnist_dataset_builder
-from tests.conftest import DUMMY_DATA, build
+from tests.conftest import DUMMY_DATA, REPO_ROOT, build
 
 FORMATS = ("tfrecord", "array_record")
 
@@ -67,7 +70,30 @@ def test_same_shards_as_tfds_writer(tmp_path, config, file_format):
     theirs = _build(tmp_path / "tfds", config, file_format, tfds_path=True)
     _same_splits(ours, theirs)
     assert ours.info.features.to_json() == theirs.info.features.to_json()
-    assert sorted(os.listdir(ours.data_path)) == sorted(os.listdir(theirs.data_path))
+    digest_files = sorted(f"qmnist-{split}.sha256" for split in ours.info.splits)
+    assert sorted(os.listdir(ours.data_path)) == sorted(
+        os.listdir(theirs.data_path) + digest_files)
+    checked = shards.check_digests(ours.data_path)
+    assert sorted(checked) == sorted(
+        f"{name}: OK" for info in ours.info.splits.values() for name in info.filenames)
+
+
+def test_digests_name_a_changed_or_missing_shard(tmp_path, capsys):
+    builder = _build(tmp_path, "nist", "tfrecord", num_shards=3)
+    names = builder.info.splits["nist"].filenames
+    assert shards.main([os.fspath(builder.data_path)]) == 0
+    shard = builder.data_path / names[1]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 1
+    shard.write_bytes(bytes(data))
+    (builder.data_path / names[2]).unlink()
+    assert shards.check_digests(builder.data_path) == [
+        f"{names[0]}: OK", f"{names[1]}: FAILED", f"{names[2]}: MISSING"]
+    capsys.readouterr()
+    assert shards.main([os.fspath(builder.data_path)]) == 1
+    assert f"{names[1]}: FAILED" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no \\*.sha256 digest file"):
+        shards.check_digests(tmp_path)
 
 
 def test_a_changed_tfds_internal_takes_tfds_writer_path(tmp_path, monkeypatch):
@@ -156,7 +182,8 @@ def test_memory_does_not_grow_with_the_split(tmp_path):
         tracemalloc.stop()
     assert info.num_bytes == 200_000 * 500 and info.shard_lengths == [200_000]
     assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB held while writing 95 MiB of records"
-    assert os.listdir(tmp_path) == info.filenames  # no spool file left behind
+    # No spool file left behind; the shard's digest beside it.
+    assert sorted(os.listdir(tmp_path)) == ["d-nist.sha256", *info.filenames]
 
 
 def test_max_examples_per_split_takes_tfds_path(tmp_path):
@@ -166,7 +193,28 @@ def test_max_examples_per_split_takes_tfds_path(tmp_path):
 
 
 _FEATURES = qmnist_dataset_builder.Builder(data_dir="/nonexistent").info.features
-_INT32 = st.integers(min_value=0, max_value=2**31 - 1)
+_INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+# Other scalar kinds the serializer accepts: int64 (negative ones are 10-byte
+# varints), bool, several strings (payloads of every size class of varint).
+_OTHER_FEATURES = tfds.features.FeaturesDict({
+    "big": tfds.features.Scalar(dtype=np.int64),
+    "flag": tfds.features.Scalar(dtype=np.bool_),
+    "a_text": tfds.features.Scalar(dtype=np.str_),
+    "z_blob": tfds.features.Scalar(dtype=np.object_),
+})
+
+
+def _assert_matches_tfds(features, columns, records) -> None:
+    """Each record parses to TFDS's serialization of the row, and its bytes are
+    protobuf's deterministic serialization of that proto."""
+    reference = example_serializer.ExampleSerializer(features.get_serialized_info())
+    assert len(records) == len(next(iter(columns.values())))
+    for row, record in enumerate(records):
+        example = {name: values[row] for name, values in columns.items()}
+        expected = tf.train.Example.FromString(
+            reference.serialize_example(features.encode_example(example)))
+        assert tf.train.Example.FromString(record) == expected
+        assert record == expected.SerializeToString(deterministic=True)
 
 
 @settings(max_examples=200, deadline=None)
@@ -178,12 +226,54 @@ def test_serializer_matches_tfds_serializer(rows):
     for i, name in enumerate(names):
         columns[name] = [r[2][i] for r in rows]
     ours = shards.ScalarExampleSerializer(_FEATURES).serialize(columns)
-    reference = example_serializer.ExampleSerializer(_FEATURES.get_serialized_info())
-    for row, record in enumerate(ours):
-        example = {name: values[row] for name, values in columns.items()}
-        expected = reference.serialize_example(_FEATURES.encode_example(example))
-        assert tf.train.Example.FromString(record) == tf.train.Example.FromString(expected)
-        assert len(record) == len(expected)
+    _assert_matches_tfds(_FEATURES, columns, ours)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), st.booleans(),
+                          st.text(max_size=40), st.binary(max_size=20_000)),
+                min_size=1, max_size=4))
+def test_serializer_matches_tfds_serializer_on_other_scalars(rows):
+    columns = {name: [r[i] for r in rows]
+               for i, name in enumerate(("big", "flag", "a_text", "z_blob"))}
+    encoded = {name: [_OTHER_FEATURES[name].encode_example(v) for v in values]
+               for name, values in columns.items()}
+    ours = shards.ScalarExampleSerializer(_OTHER_FEATURES).serialize(encoded)
+    _assert_matches_tfds(_OTHER_FEATURES, columns, ours)
+
+
+_SERIALIZE_IN_A_PROCESS = """
+import hashlib, sys
+import numpy as np
+from qmnist_tfds import shards
+from qmnist_tfds.qmnist import qmnist_dataset_builder
+from tests.test_shards import fixed_columns
+features = qmnist_dataset_builder.Builder(data_dir="/nonexistent").info.features
+print(hashlib.sha256(b"".join(
+    shards.ScalarExampleSerializer(features).serialize(fixed_columns()))).hexdigest())
+"""
+
+
+def fixed_columns() -> dict[str, list]:
+    rng = np.random.default_rng(0)
+    columns = {name: rng.integers(0, 2**31, 300).tolist() for name in examples.METADATA_COLUMNS}
+    columns["label"] = rng.integers(0, 10, 300).tolist()
+    columns["image"] = [rng.bytes(int(n)) for n in rng.integers(0, 3000, 300)]
+    return columns
+
+
+def test_serialized_bytes_are_the_same_in_every_process():
+    """Protobuf writes map entries in an order that varies per process; the serializer
+    does not."""
+    here = hashlib.sha256(b"".join(
+        shards.ScalarExampleSerializer(_FEATURES).serialize(fixed_columns()))).hexdigest()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    for seed in ("1", "2", "3"):
+        env["PYTHONHASHSEED"] = seed
+        out = subprocess.run([sys.executable, "-c", _SERIALIZE_IN_A_PROCESS], env=env,
+                             cwd=os.fspath(REPO_ROOT), capture_output=True,
+                             text=True, check=True).stdout
+        assert out.split()[-1] == here
 
 
 def test_serializer_refuses_what_it_cannot_write():

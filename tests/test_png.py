@@ -67,3 +67,24 @@ def test_own_pixels_decodes_own_layout_and_leaves_out_the_rest(images):
     assert own.tolist() == [True] * 40 + [False] * 7
     np.testing.assert_array_equal(pixels[:40], images[:40])
     assert not pixels[40:].any()
+
+
+@pytest.mark.parametrize("shape", [(10, 20), (20, 10), (1, 300), (300, 1)])
+def test_non_square_images_decode_to_their_shape(shape):
+    """A header with width and height swapped would pass every 28x28 test; not these."""
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(5, *shape), dtype=np.uint8)
+    images[0] = 0
+    encoded = png.encode_gray_pngs(images)
+    for data, pixels in zip(encoded, images, strict=True):
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.size == (shape[1], shape[0])  # Pillow: (width, height)
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            np.testing.assert_array_equal(np.asarray(image), pixels)
+        np.testing.assert_array_equal(tf.io.decode_png(data).numpy()[..., 0], pixels)
+    decoded, own = png.own_pixels(encoded, *shape)
+    assert own.all()
+    np.testing.assert_array_equal(decoded, images)
+    _, own_swapped = png.own_pixels(encoded, shape[1], shape[0])
+    assert not own_swapped.any()

@@ -1,23 +1,35 @@
-"""Build and read speed of `qmnist` beside TFDS's own `fashion_mnist`, in one run.
+"""Build and read speed of `qmnist` beside TFDS's own `fashion_mnist`, on the same pixels.
 
-    python benchmarks/speed.py [--repeats N] [--read-repeats N] [--json FILE] [--work-dir DIR]
+    python benchmarks/speed.py [--repeats N] [--read-repeats N] [--rings] [--json FILE]
 
-Needs Debian's Fashion-MNIST files (`apt-get install -y dataset-fashion-mnist`).
+Needs Debian's Fashion-MNIST files (`apt-get install -y dataset-fashion-mnist`)
+and the packages of `pip install -e ".[test]"`; runs from a checkout as it is.
 QMNIST's image files cannot be fetched offline, so `qmnist` is built from
-full-size synthetic files in the upstream layout (`qmnist_tfds.synthetic`),
-written once into the work dir. Every build runs in a fresh subprocess, so its
-peak RSS is that of one whole build process, TensorFlow included. Figures are
-medians over the repeats; read-side timings alternate the two contenders.
-Streaming is timed until the last batch arrives: on a 2-core machine, a
-tf.data iterator of either dataset was seen to wait 2-3 s after its last
-element before stopping, now and then, which would swamp the comparison.
+files in QMNIST's layout and sizes (60,000 train, 60,000 test, 402,953 nist
+rows) whose images are Debian's Fashion-MNIST images, the pixels TFDS's
+`fashion_mnist` builder encodes: `train` is Fashion-MNIST's training set as it
+is, `test` its test set then rotated and mirrored copies of it (`nist` both
+sets, likewise). They are written once into the work dir (a few minutes,
+mostly xz). `--rings` also builds from the synthetic ring images of
+`qmnist_tfds.synthetic`, as extra rows labelled so.
+
+Every build runs in a fresh subprocess, which imports TensorFlow before its
+clock starts (both builders need it; the import is timed and reported on its
+own row); its peak RSS is that of the whole process. Builds of the two
+datasets alternate, and each ratio is given as the median and the range of
+the ratios of the pairs (builds) or rounds (reads). Streaming is timed until
+the last batch arrives: on a 2-core machine, a tf.data iterator of either
+dataset was seen to wait 2-3 s after its last element before stopping, now
+and then, which would swamp the comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import platform
 import random
 import resource
 import statistics
@@ -27,7 +39,73 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if os.fspath(REPO_ROOT) not in sys.path:  # a checkout that is not installed
+    sys.path.insert(0, os.fspath(REPO_ROOT))
+
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_EXAMPLES = 70_000
+DISTINCT_IMAGES = 120_000  # qmnist's test10k and test50k repeat test's 60,000 images
+TRAIN_EXAMPLES = 60_000
+FULL_SIZES = {"train": 60_000, "test": 60_000, "nist": 402_953}
+
+
+def _dihedral(images, k: int):
+    """The k-th of the 8 rotations and mirror images of every image (k=0: unchanged)."""
+    import numpy as np
+
+    turned = np.rot90(images, k % 4, axes=(1, 2))
+    return turned[:, :, ::-1] if k >= 4 else turned
+
+
+def same_pixel_images(split: str, count: int):
+    """(count, 28, 28) uint8: Debian's Fashion-MNIST images, in QMNIST's split sizes.
+
+    `train` is Fashion-MNIST's training set as it is; `test` its test set
+    followed by rotated and mirrored copies of it; `nist` both sets, again
+    repeated rotated and mirrored. So the PNG encoder sees the pixels TFDS's
+    `fashion_mnist` builder encodes, in the same order where it can.
+    """
+    import numpy as np
+
+    from qmnist_tfds import idx
+
+    train = idx.read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz")
+    test = idx.read_idx(FASHION_DIR / "t10k-images-idx3-ubyte.gz")
+    source = {"train": train, "test": test, "nist": np.concatenate([train, test])}[split]
+    copies = -(-count // len(source))
+    return np.concatenate([_dihedral(source, k) for k in range(copies)])[:count]
+
+
+def write_same_pixel_files(directory: Path) -> Path:
+    """QMNIST's six files, full size, in its layout, with Fashion-MNIST's pixels.
+
+    Labels carry Fashion-MNIST's classes where the images are its own, and
+    synthetic metadata in QMNIST's value ranges. Returns the `checksums.tsv`
+    that registers them.
+    """
+    import numpy as np
+
+    from qmnist_tfds import downloads, idx, synthetic
+
+    directory.mkdir(parents=True, exist_ok=True)
+    classes = np.concatenate([idx.read_idx(FASHION_DIR / name) for name in
+                              ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")])
+    names = []
+    for i, (split, count) in enumerate(FULL_SIZES.items()):
+        labels = synthetic.synthetic_labels(split, count, np.random.default_rng([0, i]))
+        labels[:, 0] = np.resize(classes if split == "nist" else
+                                 classes[:60_000] if split == "train" else classes[60_000:],
+                                 count)
+        labels[:, 4] = 30 + labels[:, 0]
+        images_name = downloads.FILES[f"{split}_images"]
+        labels_name = downloads.FILES[f"{split}_labels"]
+        idx.write_idx(directory / labels_name, labels)
+        idx.write_idx(directory / images_name, same_pixel_images(split, count))
+        names += [images_name, labels_name]
+    checksums = directory / "checksums.tsv"
+    checksums.write_text(synthetic.checksums_tsv(directory, names))
+    return checksums
 
 
 def _quiet_tf() -> None:
@@ -64,16 +142,21 @@ def _register_local_checksums(builder_cls, url_base: str, files: Path, names: li
     builder_cls.url_infos = infos
 
 
+
+
 def child_build(dataset: str, files: Path, data_dir: Path, file_format: str) -> dict:
-    """Builds one dataset from local files; returns its time, examples and peak RSS."""
+    """Builds one dataset from local files; returns its times, examples and peak RSS."""
+    start = time.perf_counter()
+    import tensorflow  # noqa: F401  (both builders import it; not part of the build's time)
     import tensorflow_datasets as tfds
 
+    import_seconds = time.perf_counter() - start
     if dataset.startswith("qmnist"):
         from etils import epath
 
         from qmnist_tfds.qmnist import qmnist_dataset_builder
 
-        # Synthetic files carry their own checksums; the real ones would reject them.
+        # These files carry their own checksums; the real ones would reject them.
         qmnist_dataset_builder.checksums_file = lambda: epath.Path(files / "checksums.tsv")
     else:
         from tensorflow_datasets.image_classification import mnist
@@ -81,19 +164,26 @@ def child_build(dataset: str, files: Path, data_dir: Path, file_format: str) -> 
         _register_local_checksums(mnist.FashionMNIST, mnist.FashionMNIST.URL, files,
                                   sorted(p.name for p in files.glob("*-ubyte.gz")))
     builder = tfds.builder(dataset, data_dir=os.fspath(data_dir), file_format=file_format)
+    cpu = time.process_time()
     start = time.perf_counter()
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(files)))
     seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "import_seconds": import_seconds,
         "examples": sum(s.num_examples for s in builder.info.splits.values()),
         "peak_rss_mib": _peak_rss_mib(),
     }
 
 
 def child_read(qmnist_dir: Path, fashion_dir: Path, repeats: int, batch: int) -> dict:
-    """Full split to numpy and epoch-1 streaming, qmnist and fashion_mnist alternating."""
+    """Full split to numpy and epoch-1 streaming, qmnist and fashion_mnist alternating.
+
+    Returns every round's seconds per task, and the mean stored PNG size of
+    each train split.
+    """
     import tensorflow_datasets as tfds
 
     import qmnist_tfds
@@ -118,6 +208,11 @@ def child_read(qmnist_dir: Path, fashion_dir: Path, repeats: int, batch: int) ->
             last_batch = time.perf_counter()
         return last_batch - start
 
+    def mean_png_bytes(name, data_dir) -> float:
+        ds = tfds.load(name, split="train", data_dir=os.fspath(data_dir), batch_size=-1,
+                       decoders={"image": tfds.decode.SkipDecoding()})
+        return float(sum(map(len, tfds.as_numpy(ds)["image"])) / TRAIN_EXAMPLES)
+
     image_label = tfds.decode.PartialDecoding({"image": True, "label": True})
     undecoded = {"image": tfds.decode.SkipDecoding()}  # PNG bytes as stored
     tasks = {
@@ -136,7 +231,9 @@ def child_read(qmnist_dir: Path, fashion_dir: Path, repeats: int, batch: int) ->
     for _ in range(repeats):
         for name, task in tasks.items():
             timings[name].append(task())
-    return {name: statistics.median(times) for name, times in timings.items()}
+    return {"seconds": timings,
+            "mean_png_bytes": {"qmnist": mean_png_bytes("qmnist", qmnist_dir),
+                               "fashion_mnist": mean_png_bytes("fashion_mnist", fashion_dir)}}
 
 
 def child_imports() -> dict:
@@ -162,32 +259,53 @@ def child_random_reads(data_dir: Path, reads: int) -> dict:
 
 
 def _run_child(*args: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _builds(dataset: str, files: Path, keep: Path, repeats: int, file_format="tfrecord"):
-    runs = []
-    for i in range(repeats):
-        data_dir = keep if i == repeats - 1 else Path(tempfile.mkdtemp(dir=keep.parent))
-        runs.append(_run_child("build", dataset, os.fspath(files), os.fspath(data_dir),
-                               file_format))
-    seconds = statistics.median(r["seconds"] for r in runs)
-    return {"examples": runs[0]["examples"], "seconds": seconds,
-            "examples_per_second": runs[0]["examples"] / seconds,
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)}
+def _build(dataset: str, files: Path, data_dir: Path, file_format="tfrecord") -> dict:
+    return _run_child("build", dataset, os.fspath(files), os.fspath(data_dir), file_format)
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        model = names[0] if names else model
+    from importlib import metadata
+
+    versions = {}
+    for package in ("tensorflow", "tensorflow-cpu", "tensorflow-datasets", "numpy",
+                    "protobuf"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "versions": versions}
+
+
+def _spread(ratios: list[float]) -> dict:
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
+            "all": ratios}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "qmnist_tfds_bench")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="builds of each dataset (qmnist and fashion_mnist alternate)")
     parser.add_argument("--read-repeats", type=int, default=7,
                         help="rounds of the read-side timings (cheaper and noisier than builds)")
     parser.add_argument("--batch", type=int, default=128, help="streaming batch size")
     parser.add_argument("--reads", type=int, default=5000, help="random data_source reads")
+    parser.add_argument("--rings", action="store_true",
+                        help="also build qmnist from synthetic ring images (extra rows)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,88 +323,153 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    if not FASHION_DIR.exists():
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
         sys.exit(f"{FASHION_DIR} is missing: apt-get install -y dataset-fashion-mnist")
-    files = args.work_dir / "files"
+    files = args.work_dir / "same-pixels"
     if not (files / "checksums.tsv").exists():
+        print(f"writing QMNIST-layout files of Fashion-MNIST images into {files} ...",
+              flush=True)
+        write_same_pixel_files(files)
+    ring_files = args.work_dir / "rings"
+    if args.rings and not (ring_files / "checksums.tsv").exists():
         from qmnist_tfds import synthetic
 
-        print(f"writing full-size synthetic files into {files} ...", flush=True)
-        synthetic.write_all(files, synthetic.FULL_SIZES)
+        print(f"writing full-size synthetic ring files into {ring_files} ...", flush=True)
+        synthetic.write_all(ring_files, synthetic.FULL_SIZES)
     out = Path(tempfile.mkdtemp(prefix="qmnist_bench_"))
     q_dir, f_dir, n_dir, a_dir = (out / n for n in ("qmnist", "fashion", "nist", "array"))
+    host = machine()
+    load_before = os.getloadavg()
+    print(f"machine: {host['cpu']}, {host['cores']} cores, load average "
+          f"{load_before[0]:.2f} (1 min) before the run", flush=True)
     r = args.repeats
-    print("building ...", flush=True)
-    build = {
-        "qmnist": _builds("qmnist/qmnist", files, q_dir, r),
-        "fashion_mnist": _builds("fashion_mnist", FASHION_DIR, f_dir, r),
-        "nist": _builds("qmnist/nist", files, n_dir, r),
-    }
-    _builds("qmnist/qmnist", files, a_dir, 1, file_format="array_record")
+    runs: dict[str, list[dict]] = {"qmnist": [], "fashion_mnist": [], "nist": [], "rings": []}
+    for i in range(r):
+        print(f"building, round {i + 1} of {r} ...", flush=True)
+        last = i == r - 1
+        scratch = Path(tempfile.mkdtemp(dir=out))
+        runs["qmnist"].append(_build("qmnist/qmnist", files, q_dir if last else scratch / "q"))
+        runs["fashion_mnist"].append(
+            _build("fashion_mnist", FASHION_DIR, f_dir if last else scratch / "f"))
+        if args.rings:
+            runs["rings"].append(_build("qmnist/qmnist", ring_files, scratch / "r"))
+        runs["nist"].append(_build("qmnist/nist", files, n_dir if last else scratch / "n"))
+    _build("qmnist/qmnist", files, a_dir, "array_record")
     print("reading ...", flush=True)
     read = _run_child("read", os.fspath(q_dir), os.fspath(f_dir), str(args.read_repeats),
                       str(args.batch))
     reads = _run_child("random", os.fspath(a_dir), str(args.reads))
     imports = _run_child("imports")
+    load_after = os.getloadavg()
 
-    q, f = build["qmnist"], build["fashion_mnist"]
-    distinct = 120_000  # qmnist's test10k and test50k repeat test's 60,000 images
-    train_examples = 60_000
+    def median(kind: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[kind])
+
+    def per_second(run: dict, count: int, with_import: bool = False) -> float:
+        return count / (run["seconds"] + (run["import_seconds"] if with_import else 0))
+
+    pairs = list(zip(runs["qmnist"], runs["fashion_mnist"], strict=True))
+    build_ratio = _spread([per_second(q, DISTINCT_IMAGES) / per_second(f, FASHION_EXAMPLES)
+                           for q, f in pairs])
+    written_ratio = _spread([per_second(q, q["examples"]) / per_second(f, FASHION_EXAMPLES)
+                             for q, f in pairs])
+    import_ratio = _spread([per_second(q, DISTINCT_IMAGES, True)
+                            / per_second(f, FASHION_EXAMPLES, True) for q, f in pairs])
+    t = read["seconds"]
+
+    def read_ratio(ours: str, theirs: str) -> dict:
+        return _spread([b / a for a, b in zip(t[ours], t[theirs], strict=True)])
+
+    def rate(task: str) -> float:
+        return TRAIN_EXAMPLES / statistics.median(t[task])
+
+    def us(task: str) -> float:
+        return statistics.median(t[task]) / TRAIN_EXAMPLES * 1e6
+
+    q_seconds, f_seconds = median("qmnist", "seconds"), median("fashion_mnist", "seconds")
     rows = [
-        ("build qmnist (examples written/s)", q["examples_per_second"],
-         f["examples_per_second"], q["examples_per_second"] / f["examples_per_second"]),
-        ("build qmnist (distinct images/s)", distinct / q["seconds"],
-         f["examples_per_second"], distinct / q["seconds"] / f["examples_per_second"]),
-        ("train split to numpy (s): load_arrays vs batch_size=-1", read["to_numpy_fast"],
-         read["to_numpy_tfds"], read["to_numpy_tfds"] / read["to_numpy_fast"]),
-        (f"epoch-1 stream, batch {args.batch} (examples/s): qmnist vs fashion_mnist",
-         train_examples / read["stream_qmnist"], train_examples / read["stream_fashion_mnist"],
-         read["stream_fashion_mnist"] / read["stream_qmnist"]),
-        (f"epoch-1 stream, batch {args.batch}, image and label only (PartialDecoding)",
-         train_examples / read["stream_qmnist_image_label"],
-         train_examples / read["stream_fashion_mnist"],
-         read["stream_fashion_mnist"] / read["stream_qmnist_image_label"]),
+        ("build: distinct images/s (qmnist 120,000; fashion_mnist 70,000)",
+         DISTINCT_IMAGES / q_seconds, FASHION_EXAMPLES / f_seconds, build_ratio),
+        ("build: examples written/s (qmnist 180,000)",
+         runs["qmnist"][0]["examples"] / q_seconds, FASHION_EXAMPLES / f_seconds,
+         written_ratio),
+        ("build with TensorFlow's import: distinct images/s",
+         DISTINCT_IMAGES / (q_seconds + median("qmnist", "import_seconds")),
+         FASHION_EXAMPLES / (f_seconds + median("fashion_mnist", "import_seconds")),
+         import_ratio),
+        ("train split to numpy (s): load_arrays vs batch_size=-1",
+         statistics.median(t["to_numpy_fast"]), statistics.median(t["to_numpy_tfds"]),
+         _spread([b / a for a, b in zip(t["to_numpy_fast"], t["to_numpy_tfds"],
+                                        strict=True)])),
+        (f"epoch-1 stream, batch {args.batch}, every feature (examples/s)",
+         rate("stream_qmnist"), rate("stream_fashion_mnist"),
+         read_ratio("stream_qmnist", "stream_fashion_mnist")),
+        (f"epoch-1 stream, batch {args.batch}, image and label (PartialDecoding)",
+         rate("stream_qmnist_image_label"), rate("stream_fashion_mnist"),
+         read_ratio("stream_qmnist_image_label", "stream_fashion_mnist")),
     ]
+    if args.rings:
+        rings_seconds = median("rings", "seconds")
+        rows.append(("RING IMAGES, not same pixels: build distinct images/s",
+                     DISTINCT_IMAGES / rings_seconds, FASHION_EXAMPLES / f_seconds,
+                     _spread([per_second(g, DISTINCT_IMAGES) / per_second(f, FASHION_EXAMPLES)
+                              for g, f in zip(runs["rings"], runs["fashion_mnist"],
+                                              strict=True)])))
     # Where streaming time goes, per example: the same pipeline without PNG
     # decoding isolates parsing (qmnist's extra features) from image decoding.
-    def us(key: str) -> float:
-        return read[key] / train_examples * 1e6
-
     breakdown = {
         "png_decoding_us": (us("stream_qmnist") - us("stream_qmnist_png_undecoded"),
                             us("stream_fashion_mnist") - us("stream_fashion_mnist_png_undecoded")),
         "everything_else_us": (us("stream_qmnist_png_undecoded"),
                                us("stream_fashion_mnist_png_undecoded")),
     }
+    n = runs["nist"]
+    extra = [
+        ("build CPU seconds (process time, TensorFlow import excluded)",
+         median("qmnist", "cpu_seconds"), median("fashion_mnist", "cpu_seconds")),
+        ("TensorFlow + TFDS import before the build's clock (s)",
+         median("qmnist", "import_seconds"), median("fashion_mnist", "import_seconds")),
+        ("mean stored PNG size, train split (bytes)", read["mean_png_bytes"]["qmnist"],
+         read["mean_png_bytes"]["fashion_mnist"]),
+        ("epoch-1 stream: PNG decoding (us/example)", *breakdown["png_decoding_us"]),
+        ("epoch-1 stream: all but PNG decoding, 8 vs 2 features (us/example)",
+         *breakdown["everything_else_us"]),
+        ("build peak RSS MiB, whole process", max(x["peak_rss_mib"] for x in runs["qmnist"]),
+         max(x["peak_rss_mib"] for x in runs["fashion_mnist"])),
+    ]
+    single = [
+        ("data_source random reads/s (array_record, decoded)", reads["reads_per_second"]),
+        ("nist build: examples/s (402,953 examples)",
+         n[0]["examples"] / median("nist", "seconds")),
+        ("nist build: build CPU seconds", median("nist", "cpu_seconds")),
+        ("nist build: peak RSS MiB, whole process", max(x["peak_rss_mib"] for x in n)),
+        ("peak RSS MiB of importing TensorFlow, TFDS and qmnist_tfds only",
+         imports["peak_rss_mib"]),
+    ]
     results = {
+        "machine": {**host, "load_average_before": load_before, "load_average_after": load_after},
         "repeats": r,
         "read_repeats": args.read_repeats,
-        "build": build,
-        "read_seconds": read,
+        "builds": runs,
+        "read_seconds": t,
+        "mean_png_bytes": read["mean_png_bytes"],
         "data_source_random_reads_per_second": reads["reads_per_second"],
         "stream_per_example_breakdown": breakdown,
         "imports_only_peak_rss_mib": imports["peak_rss_mib"],
         "comparisons": [dict(zip(("what", "ours", "theirs", "ratio"), row, strict=True))
                         for row in rows],
     }
-    print(f"\n{'measure':70} {'qmnist':>10} {'reference':>10} {'ratio':>7}")
+    print(f"\nmachine: {host['cpu']}, {host['cores']} cores; load average (1 min) "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after; {r} build pairs, "
+          f"{args.read_repeats} read rounds")
+    print(f"\n{'measure':66} {'qmnist':>9} {'reference':>9} {'ratio':>6} {'range':>12}")
     for what, ours, theirs, ratio in rows:
-        print(f"{what:70} {ours:10.2f} {theirs:10.2f} {ratio:6.2f}x")
-    for what, (ours, theirs) in (
-        ("epoch-1 stream: PNG decoding (us/example)", breakdown["png_decoding_us"]),
-        ("epoch-1 stream: all but PNG decoding, 8 vs 2 features (us/example)",
-         breakdown["everything_else_us"]),
-    ):
-        print(f"{what:70} {ours:10.2f} {theirs:10.2f}")
-    print(f"{'data_source random reads/s (array_record, decoded)':70} "
-          f"{reads['reads_per_second']:10.0f}")
-    n = build["nist"]
-    print(f"{'nist build: examples/s, peak RSS MiB':70} {n['examples_per_second']:10.0f} "
-          f"{n['peak_rss_mib']:10.0f}")
-    print(f"{'peak RSS MiB of importing TensorFlow, TFDS and qmnist_tfds only':70} "
-          f"{imports['peak_rss_mib']:10.0f}")
-    print(f"{'qmnist build peak RSS MiB (fashion_mnist build)':70} {q['peak_rss_mib']:10.0f} "
-          f"{f['peak_rss_mib']:10.0f}")
+        print(f"{what:66} {ours:9.2f} {theirs:9.2f} {ratio['median']:5.2f}x "
+              f"{ratio['min']:5.2f}-{ratio['max']:.2f}x")
+    for what, ours, theirs in extra:
+        print(f"{what:66} {ours:9.2f} {theirs:9.2f}")
+    for what, value in single:
+        print(f"{what:66} {value:9.0f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from qmnist_tfds import idx
 from tests.conftest import DUMMY_DATA, FASHION_MNIST_DIR, REPO_ROOT
 
 SCRIPT = REPO_ROOT / "benchmarks" / "speed.py"
@@ -28,17 +31,43 @@ def test_build_read_and_random_access_steps(tmp_path):
                     "(apt-get install -y dataset-fashion-mnist)")
     qmnist = _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "q", "tfrecord")
     assert qmnist["examples"] == 20 + 10_010 + 10_000 + 10
-    assert qmnist["seconds"] > 0 and qmnist["peak_rss_mib"] > 0
+    assert all(qmnist[key] > 0 for key in ("seconds", "cpu_seconds", "import_seconds",
+                                           "peak_rss_mib"))
     fashion = _child("build", "fashion_mnist", FASHION_MNIST_DIR, tmp_path / "f", "tfrecord")
     assert fashion["examples"] == 70_000
-    read = _child("read", tmp_path / "q", tmp_path / "f", 1, 32)
-    assert set(read) == {"to_numpy_tfds", "to_numpy_fast", "stream_qmnist",
-                         "stream_qmnist_image_label", "stream_fashion_mnist",
-                         "stream_qmnist_png_undecoded", "stream_fashion_mnist_png_undecoded"}
-    assert all(seconds > 0 for seconds in read.values())
+    read = _child("read", tmp_path / "q", tmp_path / "f", 2, 32)
+    assert set(read["seconds"]) == {
+        "to_numpy_tfds", "to_numpy_fast", "stream_qmnist", "stream_qmnist_image_label",
+        "stream_fashion_mnist", "stream_qmnist_png_undecoded",
+        "stream_fashion_mnist_png_undecoded"}
+    assert all(len(rounds) == 2 and min(rounds) > 0 for rounds in read["seconds"].values())
+    assert 100 < read["mean_png_bytes"]["fashion_mnist"] < 1000
+    assert read["mean_png_bytes"]["qmnist"] > 0
     _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "a", "array_record")
     assert _child("random", tmp_path / "a", 10)["reads_per_second"] > 0
     assert 0 < _child("imports")["peak_rss_mib"] <= qmnist["peak_rss_mib"]
+
+
+def test_same_pixel_files_hold_fashion_mnists_images():
+    if not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Debian's Fashion-MNIST files are not in {FASHION_MNIST_DIR}")
+    speed = _speed_module()
+    fashion_test = idx.read_idx(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")
+    test = speed.same_pixel_images("test", 60_000)
+    assert test.shape == (60_000, 28, 28)
+    np.testing.assert_array_equal(test[:10_000], fashion_test)
+    # The other copies: each rotation or mirror image of the test set, once.
+    copies = test.reshape(6, 10_000, 28, 28)
+    for k in range(6):
+        np.testing.assert_array_equal(copies[k], speed._dihedral(fashion_test, k))
+    assert len({copy.tobytes() for copy in copies[:, :50]}) == 6
+
+
+def _speed_module():
+    spec = importlib.util.spec_from_file_location("speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_peak_rss_is_the_childs_own():

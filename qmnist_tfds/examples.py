@@ -8,6 +8,7 @@ a build holds one chunk of images at a time, whatever the split's size.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -57,6 +58,8 @@ METADATA_COLUMNS: dict[str, tuple[int, str]] = {
 
 ROWS_PER_CHUNK = 8192
 PNG_THREADS = 2
+_READ_AHEAD = 2  # chunks of images read ahead of the encoders
+_ENCODE_AHEAD = 2  # chunks queued on the encoders ahead of the caller
 
 PathLike = str | os.PathLike
 
@@ -92,24 +95,37 @@ def read_checked_labels(path: PathLike) -> np.ndarray:
 def _encoded_chunks(images: idx.IdxReader, rows: int, rows_per_chunk: int) -> Iterator[list[bytes]]:
     """Yields the next `rows` images PNG-encoded, in chunks.
 
-    The next chunk is read and encoded on background threads while the caller
-    consumes the current one, so that encoding overlaps serialization and
-    writing (decompression and zlib release the GIL).
+    Three stages overlap: one thread reads (decompresses) chunks of images,
+    `PNG_THREADS` threads encode them, and the caller serializes and writes
+    the chunk before (decompression and zlib release the GIL). Reading runs up
+    to `_READ_AHEAD` chunks ahead and encoding `_ENCODE_AHEAD`, so the encoding
+    threads always have work queued and memory stays a few chunks.
     """
-    sizes = [min(rows_per_chunk, rows - done) for done in range(0, rows, rows_per_chunk)]
-    with ThreadPoolExecutor(1) as prefetch, ThreadPoolExecutor(PNG_THREADS) as encoders:
+    sizes = deque(min(rows_per_chunk, rows - done) for done in range(0, rows, rows_per_chunk))
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(PNG_THREADS) as encoders:
+        reads: deque[Future] = deque()
+        encodes: deque[list[Future]] = deque()
 
-        def submit(size: int) -> Future:
-            return prefetch.submit(
-                lambda: png.encode_gray_pngs(images.read_rows(size), executor=encoders))
+        def read_ahead() -> None:
+            while sizes and len(reads) < _READ_AHEAD:
+                reads.append(reader.submit(images.read_rows, sizes.popleft()))
 
-        pending = submit(sizes[0]) if sizes else None
-        for size in sizes[1:]:
-            current = pending.result()
-            pending = submit(size)
-            yield current
-        if pending is not None:
-            yield pending.result()
+        def encode_next() -> None:
+            read_ahead()
+            if reads:
+                encodes.append(png.submit_gray_pngs(reads.popleft().result(), encoders))
+                read_ahead()
+
+        try:
+            for _ in range(_ENCODE_AHEAD):
+                encode_next()
+            while encodes:
+                parts = encodes.popleft()
+                encode_next()
+                yield [encoded for part in parts for encoded in part.result()]
+        finally:
+            for future in [*reads, *(f for parts in encodes for f in parts)]:
+                future.cancel()
 
 
 def iter_chunks(

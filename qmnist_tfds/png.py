@@ -13,7 +13,7 @@ import functools
 import struct
 import zlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 
 import numpy as np
 
@@ -52,17 +52,14 @@ def _scanlines(images: np.ndarray) -> np.ndarray:
     return lines
 
 
-def encode_gray_pngs(
-    images: np.ndarray,
-    *,
-    level: int = COMPRESSION_LEVEL,
-    executor: ThreadPoolExecutor | None = None,
-) -> list[bytes]:
-    """Encodes an (N, H, W) or (N, H, W, 1) uint8 array as N grayscale PNG files.
+def _encode_slice(lines: np.ndarray, prefix: bytes, level: int) -> list[bytes]:
+    return [
+        prefix + _chunk(b"IDAT", zlib.compress(scan.tobytes(), level)) + _IEND
+        for scan in lines
+    ]
 
-    With an `executor`, images are compressed on its threads (zlib releases
-    the GIL while it compresses).
-    """
+
+def _checked_lines(images: np.ndarray) -> tuple[np.ndarray, bytes]:
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
@@ -70,19 +67,38 @@ def encode_gray_pngs(
         raise ValueError(
             f"expected (N, H, W) uint8 images, got {images.shape} {images.dtype}"
         )
-    prefix = _png_prefix(*images.shape[1:])
+    return _scanlines(images), _png_prefix(*images.shape[1:])
 
-    def encode_slice(lines: np.ndarray) -> list[bytes]:
-        return [
-            prefix + _chunk(b"IDAT", zlib.compress(scan.tobytes(), level)) + _IEND
-            for scan in lines
-        ]
 
-    lines = _scanlines(images)
-    if executor is None:
-        return encode_slice(lines)
-    slices = [lines[i : i + _SLICE] for i in range(0, len(lines), _SLICE)]
-    return [png for part in executor.map(encode_slice, slices) for png in part]
+def submit_gray_pngs(
+    images: np.ndarray, executor: Executor, *, level: int = COMPRESSION_LEVEL
+) -> list[Future]:
+    """Starts encoding images as `encode_gray_pngs` does, on `executor`'s threads.
+
+    Returns futures of consecutive lists of PNGs, in order: the caller can
+    queue the next images before these are done, so the threads never idle.
+    """
+    lines, prefix = _checked_lines(images)
+    return [executor.submit(_encode_slice, lines[i : i + _SLICE], prefix, level)
+            for i in range(0, len(lines), _SLICE)]
+
+
+def encode_gray_pngs(
+    images: np.ndarray,
+    *,
+    level: int = COMPRESSION_LEVEL,
+    executor: Executor | None = None,
+) -> list[bytes]:
+    """Encodes an (N, H, W) or (N, H, W, 1) uint8 array as N grayscale PNG files.
+
+    With an `executor`, images are compressed on its threads (zlib releases
+    the GIL while it compresses).
+    """
+    if executor is not None:
+        return [png for part in submit_gray_pngs(images, executor, level=level)
+                for png in part.result()]
+    lines, prefix = _checked_lines(images)
+    return _encode_slice(lines, prefix, level)
 
 
 def own_pixels(

@@ -17,6 +17,9 @@ The requirements depend on the environment being installed into:
   from its installed version up to the next minor release (patch releases keep
   their dependency bounds): pip keeps it and respects its bounds on protobuf,
   numpy, ml-dtypes and the rest.
+- For the same reason numpy stays within its installed major version: with
+  numpy 1.26 under TensorFlow 2.21, pip otherwise moves it to 2.x for the
+  newest pandas (under mlcroissant), jax and ml-dtypes, which need numpy 2.
 
 pip runs this script in an isolated build environment, which hides that
 environment's packages from `sys.path`; they are found through the
@@ -31,6 +34,7 @@ from setuptools import setup
 
 TFDS_RELEASES = "tensorflow-datasets>=4.9.7,<4.10"
 TFDS_NIGHTLY = "tfds-nightly"
+NUMPY = "numpy>=1.26"
 TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel",
                             "tensorflow-macos", "tf-nightly", "tf-nightly-cpu")
 
@@ -52,14 +56,16 @@ def same_minor(name: str, version: str) -> str:
 def stack_requirements() -> list[str]:
     installed = installed_distributions()
     tfds = TFDS_NIGHTLY if TFDS_NIGHTLY in installed else TFDS_RELEASES
-    return [tfds] + [same_minor(name, installed[name])
-                     for name in TENSORFLOW_DISTRIBUTIONS if name in installed]
+    numpy = NUMPY
+    if "numpy" in installed:
+        numpy += f",<{int(installed['numpy'].split('.')[0]) + 1}"
+    return [tfds, numpy] + [same_minor(name, installed[name])
+                            for name in TENSORFLOW_DISTRIBUTIONS if name in installed]
 
 
 setup(
     install_requires=[
         *stack_requirements(),
-        "numpy>=1.26",
         "etils[epath]",
         # A build lock that works wherever TensorFlow does (fcntl is POSIX-only).
         "filelock>=3.12",

@@ -74,3 +74,15 @@ def test_peak_rss_is_the_childs_own():
     parent_memory = bytearray(2 * 2**30)
     parent_memory[:: 2**12] = bytes(len(parent_memory[:: 2**12]))  # make it resident
     assert _child("imports")["peak_rss_mib"] < 2 * 1024  # not the parent's 2 GiB
+
+
+def test_micro_benchmark_runs():
+    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Debian's Fashion-MNIST files are not in {FASHION_MNIST_DIR}")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, os.fspath(SCRIPT.parent / "micro.py"), "--rounds", "1"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert sum("us/record" in line for line in lines) == 2
+    assert sum("us/image" in line for line in lines) == 2

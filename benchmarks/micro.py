@@ -1,0 +1,92 @@
+"""CPU cost of the build's two hot steps on Fashion-MNIST images, before and after.
+
+    python benchmarks/micro.py [--rounds N]
+
+- Serializing 60,000 records of the `qmnist` features: one `tf.train.Example`
+  protobuf per record (the serializer's former method) vs
+  `shards.ScalarExampleSerializer` (wire format assembled per chunk with numpy).
+- PNG-encoding 10,000 28x28 images with `png.encode_gray_pngs`, zlib level 6
+  (the former setting) vs `png.COMPRESSION_LEVEL`, with the mean PNG size.
+
+Process CPU time, the best of N rounds, the contenders alternating, so that a
+busy machine disturbs the comparison less than wall-clock time would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if os.fspath(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, os.fspath(REPO_ROOT))
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def protobuf_per_record(features, columns) -> list[bytes]:
+    """One `tf.train.Example` per record, as the serializer used to build them."""
+    import tensorflow as tf
+
+    names = list(columns)
+    kinds = {name: "bytes_list" if name == "image" else "int64_list" for name in names}
+    records = []
+    for row in range(len(columns["image"])):
+        example = tf.train.Example()
+        feature = example.features.feature
+        for name in names:
+            getattr(feature[name], kinds[name]).value.append(columns[name][row])
+        records.append(example.SerializeToString())
+    return records
+
+
+def best_cpu_seconds(tasks: dict, rounds: int) -> dict[str, float]:
+    times = {name: [] for name in tasks}
+    for _ in range(rounds):
+        for name, task in tasks.items():
+            start = time.process_time()
+            task()
+            times[name].append(time.process_time() - start)
+    return {name: min(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+
+    from qmnist_tfds import examples, idx, png, shards
+    from qmnist_tfds.qmnist import qmnist_dataset_builder
+
+    images = idx.read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz")
+    encoded = png.encode_gray_pngs(images)
+    labels = np.zeros((len(images), idx.EXTENDED_LABEL_COLUMNS), dtype=np.int32)
+    rng = np.random.default_rng(0)
+    labels[:, :7] = rng.integers(0, [10, 5, 4100, 131, 40, 402_953, 2], size=(len(images), 7))
+    chunks = [examples._columns(encoded[i : i + examples.ROWS_PER_CHUNK],
+                                labels[i : i + examples.ROWS_PER_CHUNK])
+              for i in range(0, len(images), examples.ROWS_PER_CHUNK)]
+    features = qmnist_dataset_builder.Builder(data_dir="/nonexistent").info.features
+    serializer = shards.ScalarExampleSerializer(features)
+    cpu = best_cpu_seconds({
+        "protobuf": lambda: [protobuf_per_record(features, c) for c in chunks],
+        "numpy": lambda: [serializer.serialize(c) for c in chunks],
+    }, args.rounds)
+    for name, seconds in cpu.items():
+        print(f"serialize 60,000 records, {name:9} {seconds / len(images) * 1e6:6.2f} us/record")
+    sample = images[:10_000]
+    levels = {6: None, png.COMPRESSION_LEVEL: None}
+    cpu = best_cpu_seconds({level: lambda level=level: png.encode_gray_pngs(sample, level=level)
+                            for level in levels}, args.rounds)
+    for level, seconds in cpu.items():
+        size = np.mean([len(p) for p in png.encode_gray_pngs(sample, level=level)])
+        print(f"PNG-encode 10,000 images, zlib level {level}  "
+              f"{seconds / len(sample) * 1e6:6.2f} us/image, mean {size:.1f} bytes")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ import requests
 import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core.download import checksums
+from tensorflow_datasets.core.utils import gcs_utils
 from tensorflow_datasets.core.utils.read_config import MISSING
 
 from qmnist_tfds import build_lock, downloads, examples, fail_fast, idx, lazy_tf, shards
@@ -61,6 +62,23 @@ def _dropping_logs(fragment: str) -> Iterator[None]:
         logger.removeFilter(drop)
 
 
+@contextlib.contextmanager
+def _no_tfds_bucket_lookup() -> Iterator[None]:
+    """Skips TFDS's look-up of pre-computed info in its own bucket, which has none for
+    this dataset (`_set_prebuilt_info` gives it instead).
+
+    TFDS 4.9.10 skips it by default; earlier releases try the network and import
+    TensorFlow to do so, which `import qmnist_tfds` must not cause.
+    """
+    previous = getattr(gcs_utils, "_is_gcs_disabled", None)
+    gcs_utils._is_gcs_disabled = True
+    try:
+        yield
+    finally:
+        if previous is not None:
+            gcs_utils._is_gcs_disabled = previous
+
+
 class _ChecksumRecords:
     """The builder's `url_infos`: what the checksums file registers, by URL.
 
@@ -103,7 +121,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """`mirror_url` (or $QMNIST_TFDS_MIRROR): a folder URL serving the upstream
         files under their names, verified against the same checksums."""
         self._base_url = downloads.mirror_base_url(mirror_url) or downloads.BASE_URL
-        super().__init__(**kwargs)
+        with _no_tfds_bucket_lookup():
+            super().__init__(**kwargs)
         if not self.info.initialized:  # nothing prepared in data_dir to restore info from
             self._set_prebuilt_info()
 
@@ -233,7 +252,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             cycle = min(widest, MAX_SHUFFLED_CYCLE)
             read_config = dataclasses.replace(read_config, interleave_cycle_length=cycle)
         if not shuffle_files and (cycle is MISSING or cycle == 1):
-            return super()._as_dataset(split, decoders=decoders, read_config=read_config)
+            return super()._as_dataset(split, decoders=decoders, read_config=read_config,
+                                       shuffle_files=False)
         read_config = dataclasses.replace(read_config, enable_ordering_guard=False)
         # Without the guard TFDS logs that order is not kept: what was asked for.
         with _dropping_logs("is an ordered dataset"):

@@ -2,7 +2,8 @@
 
 `import qmnist_tfds` registers the builder without importing TensorFlow, as
 `import tensorflow_datasets` does: a JAX process reading through
-`tfds.data_source` never loads it. Building the dataset, tf.data reads and
+`tfds.data_source` never loads it, nor does a build into array_record files
+(`file_format="array_record"`). A TFRecord build, tf.data reads and
 `load_arrays` import it on first use, through `tensorflow()`.
 """
 
@@ -22,8 +23,9 @@ def tensorflow() -> types.ModuleType:
         import tensorflow as tf
     except ImportError as e:
         raise ImportError(
-            f"qmnist_tfds needs TensorFlow to build the dataset and to read it with "
+            f"qmnist_tfds needs TensorFlow to build TFRecord files and to read them with "
             f"tf.data, and none is installed. Install it with: {INSTALL_HINT}. "
-            "(tfds.data_source reads an array_record build without TensorFlow.)"
+            "(Without it, build with file_format='array_record' and read with "
+            "tfds.data_source.)"
         ) from e
     return tf

@@ -5,6 +5,7 @@ prepared dataset on a read-only folder, and an import that leaves TensorFlow out
 
 from __future__ import annotations
 
+import gzip
 import os
 import pathlib
 import re
@@ -250,6 +251,48 @@ def test_without_tensorflow_the_error_names_the_install_command(dummy_build, tmp
     assert len(lines) == 3
     assert all('pip install "qmnist-tfds[tensorflow]"' in line for line in lines[1:])
     assert not list((tmp_path / "new").rglob("*.lock"))
+
+
+def test_an_array_record_build_without_tensorflow(array_record_build, tmp_path):
+    """Where TensorFlow is not installed, a JAX user builds array_record files and reads
+    them: the same bytes as a build beside TensorFlow, the pixels and labels of the files."""
+    site_packages = _site_packages_without_tensorflow(tmp_path / "site-packages")
+    code = textwrap.dedent("""
+        import importlib.util, site, sys
+        site.addsitedir(sys.argv[1])
+        assert importlib.util.find_spec("tensorflow") is None
+        import numpy as np
+        import tensorflow_datasets as tfds
+        import qmnist_tfds
+        from tests.conftest import DUMMY_DATA, registered_checksums
+        with registered_checksums(DUMMY_DATA / "checksums.tsv"):
+            source = tfds.data_source(
+                "qmnist", split="train", data_dir=sys.argv[2],
+                builder_kwargs={"file_format": "array_record"},
+                download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
+                    manual_dir=DUMMY_DATA)})
+        np.save(sys.argv[3], np.stack([source[i]["image"] for i in range(len(source))]))
+        print([int(source[i]["label"]) for i in range(len(source))])
+    """)
+    data_dir, images = tmp_path / "data", tmp_path / "images.npy"
+    result = subprocess.run([sys.executable, "-S", "-c", code, os.fspath(site_packages),
+                             os.fspath(data_dir), os.fspath(images)],
+                            capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # IDX by hand: 16 header bytes before the pixels, 12 before big-endian int32 rows of 8.
+    with gzip.open(DUMMY_DATA / downloads.FILES["train_images"]) as f:
+        pixels = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28, 1)
+    with gzip.open(DUMMY_DATA / downloads.FILES["train_labels"]) as f:
+        classes = np.frombuffer(f.read()[12:], ">i4").reshape(-1, 8)[:, 0]
+    assert result.stdout.splitlines()[-1] == str(classes.tolist())
+    np.testing.assert_array_equal(np.load(images), pixels)
+    ours = data_dir / "qmnist" / "qmnist" / "1.0.0"
+    beside_tf = array_record_build / "qmnist" / "qmnist" / "1.0.0"
+    shards = sorted(path.name for path in beside_tf.glob("qmnist-*"))
+    assert any(name.endswith(".sha256") for name in shards)
+    assert sorted(path.name for path in ours.glob("qmnist-*")) == shards
+    for name in shards:
+        assert (ours / name).read_bytes() == (beside_tf / name).read_bytes(), name
 
 
 def test_a_build_without_fcntl(tmp_path):

@@ -161,15 +161,30 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         Where the dataset is prepared and may be reused, TFDS only logs that it
         reuses it: no lock is taken and nothing is written, so a read-only
         data_dir serves. Otherwise a concurrent build of the same version waits
-        for the lock, then reuses the result.
+        for the lock, then reuses the result. A build into array_record files
+        runs without TensorFlow; any other imports it first, so that a missing
+        TensorFlow fails before the download.
         """
         config = kwargs.get("download_config") or tfds.download.DownloadConfig()
         reuse = config.download_mode == tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
         if reuse and self.data_path.exists():
             return super().download_and_prepare(*args, **kwargs)
-        lazy_tf.tensorflow()  # the build needs it: fail now, naming the install command
+        if not self._writes_without_tensorflow(config):
+            lazy_tf.tensorflow()  # the build needs it: fail now, naming the install command
         with build_lock.exclusive(self.data_path):
             return super().download_and_prepare(*args, **kwargs)
+
+    def _uses_fast_writer(self, download_config: tfds.download.DownloadConfig) -> bool:
+        """Whether `_generate_splits` writes the shards itself rather than through TFDS."""
+        return (download_config.max_examples_per_split is None
+                and self.info.file_format in shards.FILE_FORMATS
+                and not shards.missing_tfds_internals())
+
+    def _writes_without_tensorflow(self, download_config: tfds.download.DownloadConfig) -> bool:
+        """Whether the build runs without TensorFlow: the fast writer into array_record
+        files, whose writer is TensorFlow-free (TFDS's TFRecord writer is `tf.io`'s)."""
+        return (self._uses_fast_writer(download_config)
+                and self.info.file_format == tfds.core.FileFormat.ARRAY_RECORD)
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -296,8 +311,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             logging.warning("TFDS %s differs from what the fast writer uses (%s): writing "
                             "with TFDS's own writer, which is slower.",
                             tfds.__version__, ", ".join(missing))
-        if (missing or download_config.max_examples_per_split is not None
-                or self.info.file_format not in shards.FILE_FORMATS):
+        if not self._uses_fast_writer(download_config):
             return super()._generate_splits(dl_manager, download_config)
         serializer = shards.ScalarExampleSerializer(self.info.features)
         return [

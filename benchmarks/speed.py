@@ -14,8 +14,10 @@ mostly xz). `--rings` also builds from the synthetic ring images of
 `qmnist_tfds.synthetic`, as extra rows labelled so.
 
 Every build runs in a fresh subprocess, which imports TensorFlow before its
-clock starts (both builders need it; the import is timed and reported on its
-own row); its peak RSS is that of the whole process. Builds of the two
+clock starts, as `tfds build` does (the import is timed and reported on its
+own row); its peak RSS is that of the whole process. A second pair builds
+array_record files as a Python process does, every import in the clock:
+there `qmnist` never imports TensorFlow, `fashion_mnist` does. Builds of the two
 datasets alternate, and each ratio is given as the median and the range of
 the ratios of the pairs (builds) or rounds (reads). Streaming is timed until
 the last batch arrives: on a 2-core machine, a tf.data iterator of either
@@ -144,10 +146,17 @@ def _register_local_checksums(builder_cls, url_base: str, files: Path, names: li
 
 
 
-def child_build(dataset: str, files: Path, data_dir: Path, file_format: str) -> dict:
-    """Builds one dataset from local files; returns its times, examples and peak RSS."""
+def child_build(dataset: str, files: Path, data_dir: Path, file_format: str,
+                import_tensorflow: bool = True) -> dict:
+    """Builds one dataset from local files; returns its times, examples and peak RSS.
+
+    TensorFlow is imported before the build's clock starts, as `tfds build`
+    does; with `import_tensorflow=False`, only if the build itself imports it
+    (then inside the build's time), as a Python process that builds does.
+    """
     start = time.perf_counter()
-    import tensorflow  # noqa: F401  (both builders import it; not part of the build's time)
+    if import_tensorflow:
+        import tensorflow  # noqa: F401  (`tfds build` imports it before any builder runs)
     import tensorflow_datasets as tfds
 
     import_seconds = time.perf_counter() - start
@@ -175,6 +184,7 @@ def child_build(dataset: str, files: Path, data_dir: Path, file_format: str) -> 
         "import_seconds": import_seconds,
         "examples": sum(s.num_examples for s in builder.info.splits.values()),
         "peak_rss_mib": _peak_rss_mib(),
+        "imported_tensorflow": "tensorflow" in sys.modules,
     }
 
 
@@ -266,8 +276,10 @@ def _run_child(*args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _build(dataset: str, files: Path, data_dir: Path, file_format="tfrecord") -> dict:
-    return _run_child("build", dataset, os.fspath(files), os.fspath(data_dir), file_format)
+def _build(dataset: str, files: Path, data_dir: Path, file_format="tfrecord",
+           import_tensorflow: bool = True) -> dict:
+    return _run_child("build", dataset, os.fspath(files), os.fspath(data_dir), file_format,
+                      *([] if import_tensorflow else ["without-tensorflow-first"]))
 
 
 def machine() -> dict:
@@ -313,7 +325,8 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         if kind == "build":
-            result = child_build(rest[0], Path(rest[1]), Path(rest[2]), rest[3])
+            result = child_build(rest[0], Path(rest[1]), Path(rest[2]), rest[3],
+                                 import_tensorflow=len(rest) == 4)
         elif kind == "imports":
             result = child_imports()
         elif kind == "read":
@@ -343,7 +356,8 @@ def main() -> None:
     print(f"machine: {host['cpu']}, {host['cores']} cores, load average "
           f"{load_before[0]:.2f} (1 min) before the run", flush=True)
     r = args.repeats
-    runs: dict[str, list[dict]] = {"qmnist": [], "fashion_mnist": [], "nist": [], "rings": []}
+    runs: dict[str, list[dict]] = {"qmnist": [], "fashion_mnist": [], "nist": [], "rings": [],
+                                   "qmnist_array_record": [], "fashion_mnist_array_record": []}
     for i in range(r):
         print(f"building, round {i + 1} of {r} ...", flush=True)
         last = i == r - 1
@@ -354,7 +368,14 @@ def main() -> None:
         if args.rings:
             runs["rings"].append(_build("qmnist/qmnist", ring_files, scratch / "r"))
         runs["nist"].append(_build("qmnist/nist", files, n_dir if last else scratch / "n"))
-    _build("qmnist/qmnist", files, a_dir, "array_record")
+        # From Python, into array_record files, every import in the clock: qmnist's
+        # build needs no TensorFlow, fashion_mnist's imports it to encode its images.
+        runs["qmnist_array_record"].append(_build(
+            "qmnist/qmnist", files, a_dir if last else scratch / "qa", "array_record",
+            import_tensorflow=False))
+        runs["fashion_mnist_array_record"].append(_build(
+            "fashion_mnist", FASHION_DIR, scratch / "fa", "array_record",
+            import_tensorflow=False))
     print("reading ...", flush=True)
     read = _run_child("read", os.fspath(q_dir), os.fspath(f_dir), str(args.read_repeats),
                       str(args.batch))
@@ -375,6 +396,10 @@ def main() -> None:
                              for q, f in pairs])
     import_ratio = _spread([per_second(q, DISTINCT_IMAGES, True)
                             / per_second(f, FASHION_EXAMPLES, True) for q, f in pairs])
+    python_pairs = list(zip(runs["qmnist_array_record"], runs["fashion_mnist_array_record"],
+                            strict=True))
+    python_ratio = _spread([per_second(q, DISTINCT_IMAGES, True)
+                            / per_second(f, FASHION_EXAMPLES, True) for q, f in python_pairs])
     t = read["seconds"]
 
     def read_ratio(ours: str, theirs: str) -> dict:
@@ -397,6 +422,12 @@ def main() -> None:
          DISTINCT_IMAGES / (q_seconds + median("qmnist", "import_seconds")),
          FASHION_EXAMPLES / (f_seconds + median("fashion_mnist", "import_seconds")),
          import_ratio),
+        ("array_record build from Python, imports counted: distinct images/s",
+         DISTINCT_IMAGES / statistics.median(q["seconds"] + q["import_seconds"]
+                                             for q, _ in python_pairs),
+         FASHION_EXAMPLES / statistics.median(f["seconds"] + f["import_seconds"]
+                                              for _, f in python_pairs),
+         python_ratio),
         ("train split to numpy (s): load_arrays vs batch_size=-1",
          statistics.median(t["to_numpy_fast"]), statistics.median(t["to_numpy_tfds"]),
          _spread([b / a for a, b in zip(t["to_numpy_fast"], t["to_numpy_tfds"],
@@ -436,6 +467,17 @@ def main() -> None:
          *breakdown["everything_else_us"]),
         ("build peak RSS MiB, whole process", max(x["peak_rss_mib"] for x in runs["qmnist"]),
          max(x["peak_rss_mib"] for x in runs["fashion_mnist"])),
+        ("array_record build from Python: imports and build (s)",
+         median("qmnist_array_record", "import_seconds")
+         + median("qmnist_array_record", "seconds"),
+         median("fashion_mnist_array_record", "import_seconds")
+         + median("fashion_mnist_array_record", "seconds")),
+        ("array_record build from Python: builds that imported TensorFlow",
+         sum(x["imported_tensorflow"] for x in runs["qmnist_array_record"]),
+         sum(x["imported_tensorflow"] for x in runs["fashion_mnist_array_record"])),
+        ("array_record build from Python: peak RSS MiB, whole process",
+         max(x["peak_rss_mib"] for x in runs["qmnist_array_record"]),
+         max(x["peak_rss_mib"] for x in runs["fashion_mnist_array_record"])),
     ]
     single = [
         ("data_source random reads/s (array_record, decoded)", reads["reads_per_second"]),

@@ -43,7 +43,13 @@ def test_build_read_and_random_access_steps(tmp_path):
     assert all(len(rounds) == 2 and min(rounds) > 0 for rounds in read["seconds"].values())
     assert 100 < read["mean_png_bytes"]["fashion_mnist"] < 1000
     assert read["mean_png_bytes"]["qmnist"] > 0
-    _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "a", "array_record")
+    python_build = _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "a", "array_record",
+                          "without-tensorflow-first")
+    assert qmnist["imported_tensorflow"] and not python_build["imported_tensorflow"]
+    assert python_build["examples"] == qmnist["examples"]
+    fashion_python = _child("build", "fashion_mnist", FASHION_MNIST_DIR, tmp_path / "fa",
+                            "array_record", "without-tensorflow-first")
+    assert fashion_python["imported_tensorflow"] and fashion_python["examples"] == 70_000
     assert _child("random", tmp_path / "a", 10)["reads_per_second"] > 0
     assert 0 < _child("imports")["peak_rss_mib"] <= qmnist["peak_rss_mib"]
 

@@ -12,7 +12,7 @@ sequentially (a memory map of it would count in the process's RSS). The spool
 is cut into the shards TFDS would make (its `ShardConfig` rule and boundaries,
 its file names) and written by the builder's own `ExampleWriter`, so a split
 reads back exactly as one written by TFDS. Each split's shard digests are
-written beside them; `python -m qmnist_tfds.shards FOLDER` checks them.
+written beside them; `python -m qmnist_tfds.verify FOLDER` checks them.
 
 Those are TFDS internals, not its public API. `missing_tfds_internals` names
 any that the installed TFDS lacks or has changed, and the builder then takes
@@ -355,23 +355,3 @@ def write_split(
         num_bytes=total_size,
         filename_template=filename_template,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m qmnist_tfds.shards FOLDER...`: `check_digests` of each prepared folder."""
-    import sys
-
-    folders = sys.argv[1:] if argv is None else list(argv)
-    if not folders:
-        print("usage: python -m qmnist_tfds.shards DATA_DIR/qmnist/CONFIG/VERSION ...")
-        return 2
-    failed = False
-    for folder in folders:
-        for line in check_digests(folder):
-            print(line)
-            failed |= not line.endswith(": OK")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

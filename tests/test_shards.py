@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tensorflow_datasets.core import example_serializer, naming, writer
 from tensorflow_datasets.core.utils import shard_utils
 
-from qmnist_tfds import examples, shards
+from qmnist_tfds import examples, shards, verify
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 from tests.conftest import DUMMY_DATA, REPO_ROOT, build
 
@@ -81,7 +81,10 @@ def test_same_shards_as_tfds_writer(tmp_path, config, file_format):
 def test_digests_name_a_changed_or_missing_shard(tmp_path, capsys):
     builder = _build(tmp_path, "nist", "tfrecord", num_shards=3)
     names = builder.info.splits["nist"].filenames
-    assert shards.main([os.fspath(builder.data_path)]) == 0
+    command = [sys.executable, "-m", "qmnist_tfds.verify", os.fspath(builder.data_path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == [f"{name}: OK" for name in names]
     shard = builder.data_path / names[1]
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 1
@@ -90,7 +93,7 @@ def test_digests_name_a_changed_or_missing_shard(tmp_path, capsys):
     assert shards.check_digests(builder.data_path) == [
         f"{names[0]}: OK", f"{names[1]}: FAILED", f"{names[2]}: MISSING"]
     capsys.readouterr()
-    assert shards.main([os.fspath(builder.data_path)]) == 1
+    assert verify.main([os.fspath(builder.data_path)]) == 1
     assert f"{names[1]}: FAILED" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="no \\*.sha256 digest file"):
         shards.check_digests(tmp_path)

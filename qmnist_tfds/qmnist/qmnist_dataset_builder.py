@@ -64,11 +64,13 @@ def _dropping_logs(fragment: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _no_tfds_bucket_lookup() -> Iterator[None]:
-    """Skips TFDS's look-up of pre-computed info in its own bucket, which has none for
-    this dataset (`_set_prebuilt_info` gives it instead).
+    """Skips TFDS's look-ups in its own bucket, which holds nothing of this dataset:
+    pre-computed info while constructing (`_set_prebuilt_info` gives it instead),
+    a prepared copy before building.
 
-    TFDS 4.9.10 skips it by default; earlier releases try the network and import
-    TensorFlow to do so, which `import qmnist_tfds` must not cause.
+    TFDS 4.9.10 skips them by default; earlier releases try the network and
+    import TensorFlow to do so, which neither `import qmnist_tfds` nor a build
+    into array_record files may cause.
     """
     previous = getattr(gcs_utils, "_is_gcs_disabled", None)
     gcs_utils._is_gcs_disabled = True
@@ -168,10 +170,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         config = kwargs.get("download_config") or tfds.download.DownloadConfig()
         reuse = config.download_mode == tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
         if reuse and self.data_path.exists():
-            return super().download_and_prepare(*args, **kwargs)
+            with _no_tfds_bucket_lookup():
+                return super().download_and_prepare(*args, **kwargs)
         if not self._writes_without_tensorflow(config):
             lazy_tf.tensorflow()  # the build needs it: fail now, naming the install command
-        with build_lock.exclusive(self.data_path):
+        with build_lock.exclusive(self.data_path), _no_tfds_bucket_lookup():
             return super().download_and_prepare(*args, **kwargs)
 
     def _uses_fast_writer(self, download_config: tfds.download.DownloadConfig) -> bool:

@@ -293,8 +293,11 @@ def measure(work_dir: Path, repeats: int = 3, batch: int = BATCH,
     for i in range(repeats):
         progress(f"round {i + 1} of {repeats}: " + ", ".join(paths))
         for path in paths:
-            runs[path].append(_run_child("feed", path, os.fspath(tfrecord_dir),
-                                         os.fspath(array_dir), str(batch)))
+            run = _run_child("feed", path, os.fspath(tfrecord_dir), os.fspath(array_dir),
+                             str(batch))
+            runs[path].append(run)
+            progress(f"  {path}: {run['examples_per_second']:.0f} examples/s, first batch "
+                     f"after {run['first_batch_seconds']:.2f} s")
     load_after = os.getloadavg()
     reference = runs["numpy_permuted"][0]["digest"]  # load_arrays's whole split
     rows = {}

@@ -25,6 +25,30 @@ def test_jax_training_loop_lowers_the_loss(dummy_build):
     assert 0.0 <= train_jax.accuracy(params, "test10k", os.fspath(dummy_build)) <= 1.0
 
 
+def test_jax_batches_cover_the_split_once_an_epoch(dummy_build):
+    train_jax = pytest.importorskip("train_jax", reason="needs jax: pip install '.[jax]'")
+    labels = idx.read_idx(DUMMY_DATA / downloads.FILES["train_labels"])[:, 0]
+    stream = train_jax.batches("train", 4, os.fspath(dummy_build), seed=3)
+    epochs = [[next(stream) for _ in range(len(labels) // 4)] for _ in range(2)]
+    for epoch in epochs:
+        assert all(images.shape == (4, 28, 28, 1) for images, _ in epoch)
+        seen = np.concatenate([np.asarray(batch_labels) for _, batch_labels in epoch])
+        assert sorted(seen.tolist()) == sorted(labels.tolist())
+    # Each image comes with a label it has in the files (the dummy images repeat).
+    images = idx.read_idx(DUMMY_DATA / downloads.FILES["train_images"])
+    labels_of: dict[bytes, set] = {}
+    for image, label in zip(images, labels.tolist(), strict=True):
+        labels_of.setdefault(image.tobytes(), set()).add(label)
+    for batch_images, batch_labels in (batch for epoch in epochs for batch in epoch):
+        for image, label in zip(np.asarray(batch_images), np.asarray(batch_labels).tolist(),
+                                strict=True):
+            assert label in labels_of[image[..., 0].tobytes()]
+    # A new order every epoch, neither that of the files.
+    first, second = (np.concatenate([np.asarray(b) for _, b in epoch]).tolist()
+                     for epoch in epochs)
+    assert first != second and labels.tolist() not in (first, second)
+
+
 def test_data_source_reads_decoded_examples(array_record_build):
     source = tfds.data_source("qmnist", split="test", data_dir=os.fspath(array_record_build))
     labels = idx.read_idx(DUMMY_DATA / downloads.FILES["test_labels"])

@@ -1,10 +1,13 @@
-"""Train a small MLP on QMNIST with JAX: `tfds.as_numpy` batches into a jitted step.
+"""Train a small MLP on QMNIST with JAX, from whole splits held in device memory.
 
     pip install ".[jax]"
     python docs/examples/train_jax.py --steps 500 [--data_dir DIR]
 
-Evaluates on `test10k` (MNIST's test set) and `test50k` (the lost digits)
-through the full-arrays path (`batch_size=-1`).
+`qmnist_tfds.load_arrays` reads a split into numpy arrays once (60,000 train
+images are 47 MB); every epoch then draws shuffled batches by a permuted
+index, on the device, with no input pipeline left to wait for
+(`benchmarks/jax_inputs.py` compares this with streaming and Grain).
+Evaluates on `test10k` (MNIST's test set) and `test50k` (the lost digits).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
-import qmnist_tfds  # noqa: F401 (registers the builder)
+import qmnist_tfds
 
 
 def init_params(key: jax.Array, hidden: int = 128) -> dict[str, jax.Array]:
@@ -47,13 +50,22 @@ def update(params: dict, images: jax.Array, labels: jax.Array, lr: float = 0.1):
     return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), loss
 
 
-def batches(split: str, batch_size: int, data_dir: str | None) -> Iterator[tuple]:
-    # Parse only the two features the loop uses, not the six metadata features.
-    image_label = tfds.decode.PartialDecoding({"image": True, "label": True})
-    ds = tfds.load("qmnist", split=split, data_dir=data_dir, as_supervised=True,
-                   decoders=image_label)
-    ds = ds.shuffle(10_000, seed=0).repeat().batch(batch_size).prefetch(1)
-    return iter(tfds.as_numpy(ds))
+def batches(split: str, batch_size: int, data_dir: str | None,
+            seed: int = 0) -> Iterator[tuple[jax.Array, jax.Array]]:
+    """Shuffled batches of images and labels, epoch after epoch, without end.
+
+    Builds the dataset first if it is not prepared (a no-op when it is). Each
+    epoch is a new permutation; its last incomplete batch is dropped.
+    """
+    tfds.builder("qmnist", data_dir=data_dir).download_and_prepare()
+    arrays = qmnist_tfds.load_arrays(split, data_dir=data_dir)
+    images, labels = jax.device_put(arrays["image"]), jax.device_put(arrays["label"])
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(len(arrays["label"]))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            index = order[start:start + batch_size]
+            yield images[index], labels[index]
 
 
 def train(steps: int = 500, batch_size: int = 128, data_dir: str | None = None):
@@ -69,10 +81,9 @@ def train(steps: int = 500, batch_size: int = 128, data_dir: str | None = None):
 
 def accuracy(params: dict, split: str, data_dir: str | None = None) -> float:
     """Accuracy on a whole split, loaded at once as arrays."""
-    images, labels = tfds.as_numpy(tfds.load("qmnist", split=split, data_dir=data_dir,
-                                             as_supervised=True, batch_size=-1))
-    predictions = jnp.argmax(logits_fn(params, images), axis=1)
-    return float(np.mean(np.asarray(predictions) == labels))
+    arrays = qmnist_tfds.load_arrays(split, data_dir=data_dir)
+    predictions = jnp.argmax(logits_fn(params, arrays["image"]), axis=1)
+    return float(np.mean(np.asarray(predictions) == arrays["label"]))
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ built once into the work dir in both file formats. Every measurement runs in a
 fresh process, which imports TensorFlow, TFDS, JAX and Grain before its clock
 starts, so one path's caches, threads or traced graphs cannot help another;
 the OS page cache is shared, and the first build has filled it. Rounds visit
-the paths in turn, and each figure is the median and range over the rounds.
+the paths in turn, every other round in reverse order, and each figure is the
+median and range over the rounds.
 
 Seconds to the first batch count from the call that opens the data
 (`load_arrays`, `tfds.load`, `tfds.data_source`), so they include building the
@@ -291,8 +292,11 @@ def measure(work_dir: Path, repeats: int = 3, batch: int = BATCH,
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {path: [] for path in paths}
     for i in range(repeats):
-        progress(f"round {i + 1} of {repeats}: " + ", ".join(paths))
-        for path in paths:
+        # Odd rounds go backwards: a path that follows another in one round
+        # precedes it in the next, so neither always meets the other's aftermath.
+        order = paths[::-1] if i % 2 else paths
+        progress(f"round {i + 1} of {repeats}: " + ", ".join(order))
+        for path in order:
             run = _run_child("feed", path, os.fspath(tfrecord_dir), os.fspath(array_dir),
                              str(batch))
             runs[path].append(run)

@@ -1,6 +1,7 @@
 """Build and read speed of `qmnist` beside TFDS's own `fashion_mnist`, on the same pixels.
 
-    python benchmarks/speed.py [--repeats N] [--read-repeats N] [--rings] [--json FILE]
+    python benchmarks/speed.py [--repeats N] [--read-repeats N] [--jax-repeats N] [--rings]
+                               [--json FILE]
 
 Needs Debian's Fashion-MNIST files (`apt-get install -y dataset-fashion-mnist`)
 and the packages of `pip install -e ".[test]"`; runs from a checkout as it is.
@@ -23,6 +24,9 @@ the ratios of the pairs (builds) or rounds (reads). Streaming is timed until
 the last batch arrives: on a 2-core machine, a tf.data iterator of either
 dataset was seen to wait 2-3 s after its last element before stopping, now
 and then, which would swamp the comparison.
+
+Last come the ways a JAX training loop is fed from the train split
+(`benchmarks/jax_inputs.py`, `--jax-repeats` rounds; 0 leaves them out).
 """
 
 from __future__ import annotations
@@ -318,6 +322,8 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=5000, help="random data_source reads")
     parser.add_argument("--rings", action="store_true",
                         help="also build qmnist from synthetic ring images (extra rows)")
+    parser.add_argument("--jax-repeats", type=int, default=2,
+                        help="rounds of benchmarks/jax_inputs.py's JAX input paths (0: none)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -512,8 +518,26 @@ def main() -> None:
         print(f"{what:66} {ours:9.2f} {theirs:9.2f}")
     for what, value in single:
         print(f"{what:66} {value:9.0f}")
+    if args.jax_repeats:
+        results["jax_inputs"] = _jax_inputs(args.work_dir, args.jax_repeats)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _jax_inputs(work_dir: Path, repeats: int) -> dict:
+    """benchmarks/jax_inputs.py's table, on fresh builds of the same-pixel files."""
+    import shutil
+
+    sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))
+    import jax_inputs
+
+    for file_format in ("tfrecord", "array_record"):  # builds by an earlier version: rebuild
+        shutil.rmtree(work_dir / file_format, ignore_errors=True)
+    print("\nfeeding a JAX training loop from the train split "
+          "(benchmarks/jax_inputs.py) ...", flush=True)
+    result = jax_inputs.measure(work_dir, repeats)
+    print("\n" + jax_inputs.format_report(result))
+    return result
 
 
 if __name__ == "__main__":

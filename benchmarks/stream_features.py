@@ -44,6 +44,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -295,7 +296,8 @@ def machine_line() -> tuple[dict[str, Any], str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work-dir", type=Path, default=Path("qmnist_stream_bench"),
+    parser.add_argument("--work-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "qmnist_stream_bench",
                         help="same-pixel files and both builds (reused when present)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of every timing")
     parser.add_argument("--json", type=Path, help="also write the results here")

@@ -6,7 +6,11 @@
   protobuf per record (the serializer's former method) vs
   `shards.ScalarExampleSerializer` (wire format assembled per chunk with numpy).
 - PNG-encoding 10,000 28x28 images with `png.encode_gray_pngs`, zlib level 6
-  (the former setting) vs `png.COMPRESSION_LEVEL`, with the mean PNG size.
+  (the former setting) vs `png.COMPRESSION_LEVEL` vs level 1, with the mean
+  PNG size.
+- The build's other steps, per 60,000 images: reading the gzipped IDX file
+  (`idx.read_idx`), writing the serialized records with TensorFlow's TFRecord
+  writer (which TFDS's writer uses), and the SHA-256 digest of that file.
 
 Process CPU time, the best of N rounds, the contenders alternating, so that a
 busy machine disturbs the comparison less than wall-clock time would.
@@ -79,13 +83,44 @@ def main() -> None:
     for name, seconds in cpu.items():
         print(f"serialize 60,000 records, {name:9} {seconds / len(images) * 1e6:6.2f} us/record")
     sample = images[:10_000]
-    levels = {6: None, png.COMPRESSION_LEVEL: None}
+    levels = {6: None, png.COMPRESSION_LEVEL: None, 1: None}
     cpu = best_cpu_seconds({level: lambda level=level: png.encode_gray_pngs(sample, level=level)
                             for level in levels}, args.rounds)
     for level, seconds in cpu.items():
         size = np.mean([len(p) for p in png.encode_gray_pngs(sample, level=level)])
         print(f"PNG-encode 10,000 images, zlib level {level}  "
               f"{seconds / len(sample) * 1e6:6.2f} us/image, mean {size:.1f} bytes")
+    build_steps(serializer, chunks, args.rounds)
+
+
+def build_steps(serializer, chunks, rounds: int) -> None:
+    """CPU seconds of the build's steps other than PNG encoding, per 60,000 images."""
+    import hashlib
+    import tempfile
+
+    import tensorflow as tf
+
+    from qmnist_tfds import idx
+
+    records = [record for chunk in chunks for record in serializer.serialize(chunk)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "records.tfrecord")
+
+        def write() -> None:
+            with tf.io.TFRecordWriter(path) as writer:
+                for record in records:
+                    writer.write(record)
+
+        write()
+        cpu = best_cpu_seconds({
+            "read the gzipped IDX images (idx.read_idx)":
+                lambda: idx.read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz"),
+            "write the records (tf.io.TFRecordWriter)": write,
+            "SHA-256 of the written file":
+                lambda: hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        }, rounds)
+    for name, seconds in cpu.items():
+        print(f"{name:45} {seconds:6.3f} s CPU per 60,000 images")
 
 
 if __name__ == "__main__":

@@ -91,4 +91,5 @@ def test_micro_benchmark_runs():
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert sum("us/record" in line for line in lines) == 2
-    assert sum("us/image" in line for line in lines) == 2
+    assert sum("us/image" in line for line in lines) == 3
+    assert sum("s CPU per 60,000 images" in line for line in lines) == 3

@@ -22,7 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     failed = False
     for folder in folders:
-        for line in shards.check_digests(folder):
+        try:
+            report = shards.check_digests(folder)
+        except FileNotFoundError as error:  # not a prepared folder, or built without digests
+            print(f"{folder}: {error}", file=sys.stderr)
+            return 2
+        for line in report:
             print(line)
             failed |= not line.endswith(": OK")
     return 1 if failed else 0

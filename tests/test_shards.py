@@ -97,6 +97,8 @@ def test_digests_name_a_changed_or_missing_shard(tmp_path, capsys):
     assert f"{names[1]}: FAILED" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="no \\*.sha256 digest file"):
         shards.check_digests(tmp_path)
+    assert verify.main([os.fspath(tmp_path)]) == 2
+    assert "no *.sha256 digest file" in capsys.readouterr().err
 
 
 def test_a_changed_tfds_internal_takes_tfds_writer_path(tmp_path, monkeypatch):

@@ -192,7 +192,11 @@ def test_memory_does_not_grow_with_the_split(tmp_path):
 
 
 def test_max_examples_per_split_takes_tfds_path(tmp_path):
-    builder = _build(tmp_path, "qmnist", "tfrecord", max_examples_per_split=5)
+    """TFDS's writer path, on files downloaded and verified once."""
+    with mock.patch.object(qmnist_dataset_builder.Builder, "_split_sources", autospec=True,
+                           side_effect=qmnist_dataset_builder.Builder._split_sources) as sources:
+        builder = _build(tmp_path, "qmnist", "tfrecord", max_examples_per_split=5)
+    assert sources.call_count == 1
     assert {split: info.num_examples for split, info in builder.info.splits.items()} == {
         "train": 5, "test": 5, "test10k": 5, "test50k": 5}
 

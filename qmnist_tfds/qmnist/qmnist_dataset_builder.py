@@ -195,6 +195,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return checksums_file()
 
     url_infos = _ChecksumRecords()
+    _downloaded_sources: dict[str, dict] | None = None  # see `_split_generators`
 
     def _info(self) -> tfds.core.DatasetInfo:
         metadata = {
@@ -279,7 +280,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                                        shuffle_files=shuffle_files)
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        sources = self._split_sources(dl_manager)
+        # Reached from TFDS's writer path, after `_generate_splits` has downloaded
+        # and verified the files: their sources are reused, not checked again.
+        sources = self._downloaded_sources or self._split_sources(dl_manager)
         return {split: self._generate_examples(**source) for split, source in sources.items()}
 
     def _generate_examples(self, images_path, labels_path, start=0, stop=None, png_cache=None):
@@ -315,7 +318,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                             "with TFDS's own writer, which is slower.",
                             tfds.__version__, ", ".join(missing))
         if not self._uses_fast_writer(download_config):
-            return super()._generate_splits(dl_manager, download_config)
+            self._downloaded_sources = sources
+            try:
+                return super()._generate_splits(dl_manager, download_config)
+            finally:
+                self._downloaded_sources = None
         serializer = shards.ScalarExampleSerializer(self.info.features)
         return [
             shards.write_split(

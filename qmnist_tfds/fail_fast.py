@@ -27,6 +27,7 @@ import io
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -50,6 +51,9 @@ _installed = False
 # Downloads of registered URLs submitted and not yet ended, by URL.
 _running: collections.Counter[str] = collections.Counter()
 _ended = threading.Condition(_lock)
+# Temporary folders of downloads that succeeded: TFDS moves the file out and
+# removes the folder in a callback that runs just after the download ends.
+_finished_dirs: dict[str, set[str]] = collections.defaultdict(set)
 
 
 def register(urls: Iterable[str]) -> bool:
@@ -60,12 +64,21 @@ def register(urls: Iterable[str]) -> bool:
 
 
 def wait_for_running(urls: Iterable[str], timeout: float) -> bool:
-    """Waits until no download of `urls` runs (at most `timeout` seconds): once TFDS
+    """Waits until no download of `urls` runs and TFDS has removed the temporary
+    folders of those that succeeded (at most `timeout` seconds): once TFDS
     reports the first failure, the others may still be running, their temporary
-    folders still there. False if some still run."""
+    folders still there. False if some still run or a folder is still there."""
     urls = list(urls)
+    deadline = time.monotonic() + timeout
     with _ended:
-        return _ended.wait_for(lambda: not any(_running[url] for url in urls), timeout)
+        if not _ended.wait_for(lambda: not any(_running[url] for url in urls), timeout):
+            return False
+        folders = {folder for url in urls for folder in _finished_dirs.get(url, ())}
+    while any(os.path.exists(folder) for folder in folders):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _count(url: str, change: int) -> None:
@@ -106,12 +119,18 @@ def _install() -> bool:
         if url not in _urls:
             return sync_download(self, url, destination_path, *args, **kwargs)
         try:
-            return sync_download(self, url, destination_path, *args, **kwargs)
+            result = sync_download(self, url, destination_path, *args, **kwargs)
         except BaseException:
             # TFDS made this folder for this download alone and only reads it
             # back when the download succeeds.
             shutil.rmtree(os.fspath(destination_path), ignore_errors=True)
             raise
+        else:
+            with _lock:  # (the folders TFDS has removed are forgotten here)
+                _finished_dirs[url] = {folder for folder in _finished_dirs[url]
+                                       if os.path.exists(folder)}
+                _finished_dirs[url].add(os.fspath(destination_path))
+            return result
         finally:
             _count(url, -1)
 

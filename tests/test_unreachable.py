@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -99,3 +100,23 @@ def test_other_datasets_keep_tfds_retries(monkeypatch, caplog):
         with pytest.raises(Exception, match="Connection refused"), downloader._open_url(url):
             pass
         assert sum("Retrying" in r.getMessage() for r in caplog.records) == retries, url
+
+
+def test_a_failed_build_waits_until_tfds_clears_the_finished_downloads(tmp_path):
+    """When a download ends, TFDS moves its file out of the temporary folder and removes
+    the folder in a callback just after: a failed build waits for that too, so that it
+    leaves no temporary folder behind."""
+    url = "http://127.0.0.1:9/qmnist/finished-file"
+    folder = tmp_path / "finished-file.tmp.0"
+    folder.mkdir()
+    with fail_fast._lock:
+        fail_fast._finished_dirs[url].add(os.fspath(folder))
+    try:
+        assert not fail_fast.wait_for_running([url], timeout=0.2)
+        threading.Timer(0.5, folder.rmdir).start()
+        start = time.monotonic()
+        assert fail_fast.wait_for_running([url], timeout=30)
+        assert not folder.exists() and time.monotonic() - start > 0.4
+    finally:
+        with fail_fast._lock:
+            fail_fast._finished_dirs.pop(url, None)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 from unittest import mock
 
 import pytest
@@ -23,6 +27,25 @@ UPSTREAM_DIR = pathlib.Path(
     os.environ.get("QMNIST_UPSTREAM_DIR", REPO_ROOT.parent / "shared" / "qmnist-upstream")
 )
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """`benchmarks/<name>.py` as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_benchmark_child(name: str, *args, timeout: float = 600) -> dict:
+    """`benchmarks/<name>.py --child ARGS` in a fresh process; the JSON it prints last."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, os.fspath(BENCHMARKS_DIR / f"{name}.py"), "--child", *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -12,17 +10,19 @@ import numpy as np
 import pytest
 
 from qmnist_tfds import idx
-from tests.conftest import DUMMY_DATA, FASHION_MNIST_DIR, REPO_ROOT
+from tests.conftest import (
+    DUMMY_DATA,
+    FASHION_MNIST_DIR,
+    REPO_ROOT,
+    load_benchmark,
+    run_benchmark_child,
+)
 
 SCRIPT = REPO_ROOT / "benchmarks" / "speed.py"
 
 
 def _child(*args) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, os.fspath(SCRIPT), "--child", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_benchmark_child("speed", *args)
 
 
 def test_build_read_and_random_access_steps(tmp_path):
@@ -70,10 +70,7 @@ def test_same_pixel_files_hold_fashion_mnists_images():
 
 
 def _speed_module():
-    spec = importlib.util.spec_from_file_location("speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("speed")
 
 
 def test_peak_rss_is_the_childs_own():

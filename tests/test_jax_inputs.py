@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from qmnist_tfds import arrays
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_benchmark, run_benchmark_child
 
-SCRIPT = REPO_ROOT / "benchmarks" / "jax_inputs.py"
 BATCH = 8  # the dummy train split's 20 examples: batches of 8, 8 and 4
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("jax_inputs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-jax_inputs = _module()
+jax_inputs = load_benchmark("jax_inputs")
 
 
 def _child(*args) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, os.fspath(SCRIPT), "--child", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_benchmark_child("jax_inputs", *args, timeout=300)
 
 
 def test_digest_is_of_the_multiset():

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_benchmark
 
-_spec = importlib.util.spec_from_file_location(
-    "stream_features", REPO_ROOT / "benchmarks" / "stream_features.py")
-stream_features = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stream_features)
+stream_features = load_benchmark("stream_features")
 
 
 def test_slope_is_least_squares():

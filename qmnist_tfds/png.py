@@ -101,26 +101,21 @@ def encode_gray_pngs(
     return _encode_slice(lines, prefix, level)
 
 
-def own_pixels(
-    encoded: Sequence[bytes], height: int, width: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decodes the PNGs laid out as `encode_gray_pngs` writes height x width images.
+def own_streams(
+    flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Finds the PNGs laid out as `encode_gray_pngs` writes height x width images.
 
-    Returns `(pixels, own)`: an (N, height, width) uint8 array and an (N,)
-    mask of the PNGs decoded here. A PNG that is not exactly in that layout
-    (another encoder's chunks or filters, a corrupt stream) is left out of the
-    mask with zero pixels, for a full PNG decoder to handle. The layout is
-    checked on all PNGs at once with numpy; what is left per image is one
-    `zlib.decompress` call (inflating on threads was measured no faster).
+    `flat` is a uint8 buffer holding N PNGs, the i-th at `starts[i]` with
+    `sizes[i]` bytes. Returns `(own, stream_starts, stream_ends)`: an (N,)
+    mask of the PNGs whose chunks are laid out as this module writes them,
+    and where each one's zlib stream (its IDAT's data) lies in `flat`. The
+    layout is checked on all PNGs at once with numpy; `inflate_own` finishes
+    the check of one PNG (CRC, stream, filter bytes) while decoding it.
     """
-    count = len(encoded)
     prefix = np.frombuffer(_png_prefix(height, width), dtype=np.uint8)
     tail = np.frombuffer(_IEND, dtype=np.uint8)
     head = len(prefix) + 8  # the IDAT's length and type follow the prefix
-    blob = b"".join(encoded)
-    flat = np.frombuffer(blob, dtype=np.uint8)
-    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=count)
-    starts = np.cumsum(sizes) - sizes
     stream_sizes = sizes - head - 4 - len(tail)  # then the IDAT's CRC and IEND
     candidates = np.flatnonzero(stream_sizes > 0)
     first = flat[starts[candidates, None] + np.arange(head)]
@@ -133,21 +128,62 @@ def own_pixels(
         & (declared == stream_sizes[candidates])
         & (last == tail).all(axis=1)
     )
-    rows = candidates[laid_out]
-    stream_starts = (starts[rows] + head).tolist()
-    stream_ends = (starts[rows] + head + stream_sizes[rows]).tolist()
+    own = np.zeros(len(starts), dtype=bool)
+    own[candidates[laid_out]] = True
+    stream_starts = starts + head
+    return own, stream_starts, stream_starts + stream_sizes
+
+
+def _inflate(view: memoryview, start: int, end: int, size: int) -> bytes | None:
+    """The `size` bytes of the zlib stream `view[start:end]`, an IDAT's data, whose
+    CRC follows it; None if the CRC, the stream or its size is wrong."""
+    if zlib.crc32(view[start - 4 : end]) != int.from_bytes(view[end : end + 4], "big"):
+        return None
+    try:
+        data = zlib.decompress(view[start:end])
+    except zlib.error:
+        return None
+    return data if len(data) == size else None
+
+
+def inflate_own(buffer, start: int, end: int, height: int, width: int) -> np.ndarray | None:
+    """The (height, width) pixels of the zlib stream `buffer[start:end]` of a PNG that
+    `own_streams` found in its layout; None where its IDAT's CRC, its stream or
+    a row's filter byte is not what this module writes."""
+    data = _inflate(memoryview(buffer), start, end, height * (width + 1))
+    if data is None:
+        return None
+    lines = np.frombuffer(data, dtype=np.uint8).reshape(height, width + 1)
+    if lines[:, 0].any():  # filter type 0 on every row
+        return None
+    return lines[:, 1:]
+
+
+def own_pixels(
+    encoded: Sequence[bytes], height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decodes the PNGs laid out as `encode_gray_pngs` writes height x width images.
+
+    Returns `(pixels, own)`: an (N, height, width) uint8 array and an (N,)
+    mask of the PNGs decoded here. A PNG that is not exactly in that layout
+    (another encoder's chunks or filters, a corrupt stream or CRC) is left out
+    of the mask with zero pixels, for a full PNG decoder to handle. What is
+    left per image after `own_streams` is one `zlib.decompress` call
+    (inflating on threads was measured no faster); the filter bytes are
+    checked on all images at once.
+    """
+    count = len(encoded)
+    blob = b"".join(encoded)
+    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=count)
+    starts = np.cumsum(sizes) - sizes
+    own, stream_starts, stream_ends = own_streams(
+        np.frombuffer(blob, dtype=np.uint8), starts, sizes, height, width)
+    rows = np.flatnonzero(own)
     view = memoryview(blob)
     line_bytes = height * (width + 1)
-
-    inflated = []
-    for start, end in zip(stream_starts, stream_ends, strict=True):
-        try:
-            data = zlib.decompress(view[start:end])
-        except zlib.error:
-            data = None
-        inflated.append(data if data is not None and len(data) == line_bytes else None)
-    own = np.zeros(count, dtype=bool)
-    own[rows] = [d is not None for d in inflated]
+    inflated = [_inflate(view, start, end, line_bytes) for start, end in
+                zip(stream_starts[rows].tolist(), stream_ends[rows].tolist(), strict=True)]
+    own[rows] = [data is not None for data in inflated]
     lines = np.frombuffer(b"".join(d for d in inflated if d is not None), dtype=np.uint8)
     lines = lines.reshape(-1, height, width + 1)
     unfiltered = ~lines[:, :, 0].any(axis=1)  # filter type 0 on every row

@@ -48,7 +48,11 @@ TFDS_INTERNALS: dict[str, tuple[str, ...]] = {
     "tensorflow_datasets.core.dataset_builder.GeneratorBasedBuilder._get_filename_template":
         ("split_name",),
     "tensorflow_datasets.core.download.DownloadConfig.get_shard_config": (),
+    "tensorflow_datasets.core.writer.ExampleWriter": ("file_format",),
     "tensorflow_datasets.core.writer.ExampleWriter.write": ("path", "examples"),
+    "tensorflow_datasets.core.naming.ShardedFileTemplate.replace": (),
+    "tensorflow_datasets.core.dataset_info.DatasetInfo.add_alternative_file_format":
+        ("file_format",),
     "tensorflow_datasets.core.utils.shard_utils.ShardConfig.get_number_shards":
         ("total_size", "num_examples"),
     "tensorflow_datasets.core.utils.shard_utils.get_shard_boundaries":
@@ -298,6 +302,7 @@ def write_split(
     filename_template,
     example_writer,
     shard_config,
+    copies: Sequence[tuple[Any, Any]] = (),
 ) -> tfds.core.SplitInfo:
     """Writes serialized examples, in order, as the shards of one split.
 
@@ -307,7 +312,9 @@ def write_split(
     `<dataset>-<split>.sha256` (see `check_digests`). `filename_template`,
     `example_writer` and `shard_config` are the TFDS objects its own writer
     path uses (`naming.ShardedFileTemplate`, `writer.ExampleWriter`,
-    `shard_utils.ShardConfig`).
+    `shard_utils.ShardConfig`). Each `(filename_template, example_writer)` of
+    `copies` writes the same records, in the same shards, in another file
+    format; their digests go into the same file.
     """
     from tensorflow_datasets.core import splits
     from tensorflow_datasets.core.utils import shard_utils
@@ -334,19 +341,20 @@ def write_split(
         total_size = sum(sizes)
         num_shards = shard_config.get_number_shards(total_size, len(sizes))
         boundaries = shard_utils.get_shard_boundaries(len(sizes), num_shards)
-        spool.seek(0)
-        first = 0
         digests = []
-        for index, last in enumerate(boundaries):
-            path = filename_template.sharded_filepath(shard_index=index, num_shards=num_shards)
-            records = ((row, spool.read(sizes[row])) for row in range(first, last))
-            if example_writer.write(path, records) is not None:
-                raise NotImplementedError(
-                    f"{example_writer.file_format} needs record indexes; "
-                    f"supported formats: {sorted(f.value for f in FILE_FORMATS)}"
-                )
-            digests.append(f"{_sha256(path)}  {path.name}\n")
-            first = last
+        for template, writer in [(filename_template, example_writer), *copies]:
+            spool.seek(0)
+            first = 0
+            for index, last in enumerate(boundaries):
+                path = template.sharded_filepath(shard_index=index, num_shards=num_shards)
+                records = ((row, spool.read(sizes[row])) for row in range(first, last))
+                if writer.write(path, records) is not None:
+                    raise NotImplementedError(
+                        f"{writer.file_format} needs record indexes; "
+                        f"supported formats: {sorted(f.value for f in FILE_FORMATS)}"
+                    )
+                digests.append(f"{_sha256(path)}  {path.name}\n")
+                first = last
     digest_name = f"{filename_template.dataset_name}-{split_name}{DIGESTS_SUFFIX}"
     (epath.Path(filename_template.data_dir) / digest_name).write_text("".join(digests))
     return splits.SplitInfo(
@@ -355,3 +363,22 @@ def write_split(
         num_bytes=total_size,
         filename_template=filename_template,
     )
+
+
+def copy_shards(split_info: tfds.core.SplitInfo, file_format: tfds.core.FileFormat,
+                records_of) -> None:
+    """Writes the shards of `split_info` again in `file_format`, record for record.
+
+    `records_of(path)` iterates over the serialized records of one shard.
+    For splits written by TFDS's own writer path, which writes one format.
+    """
+    from tensorflow_datasets.core import writer
+
+    template = split_info.filename_template
+    copy = template.replace(filetype_suffix=file_format.file_suffix)
+    example_writer = writer.ExampleWriter(file_format)
+    count = len(split_info.shard_lengths)
+    for index in range(count):
+        records = records_of(template.sharded_filepath(shard_index=index, num_shards=count))
+        example_writer.write(copy.sharded_filepath(shard_index=index, num_shards=count),
+                             enumerate(records))

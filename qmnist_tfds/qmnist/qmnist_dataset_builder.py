@@ -15,7 +15,16 @@ from tensorflow_datasets.core.download import checksums
 from tensorflow_datasets.core.utils import gcs_utils
 from tensorflow_datasets.core.utils.read_config import MISSING
 
-from qmnist_tfds import build_lock, downloads, examples, fail_fast, idx, lazy_tf, shards
+from qmnist_tfds import (
+    build_lock,
+    data_source,
+    downloads,
+    examples,
+    fail_fast,
+    idx,
+    lazy_tf,
+    shards,
+)
 
 TEST10K_SIZE = 10_000  # The first 10,000 test rows are MNIST's test set.
 # Examples per split: the rows of the upstream label files (60,000 train,
@@ -119,14 +128,39 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "qmnist"
 
-    def __init__(self, *, mirror_url: str | None = None, **kwargs):
+    def __init__(self, *, mirror_url: str | None = None, array_record_copy: bool = True,
+                 data_source_in_memory: bool = True, **kwargs):
         """`mirror_url` (or $QMNIST_TFDS_MIRROR): a folder URL serving the upstream
-        files under their names, verified against the same checksums."""
+        files under their names, verified against the same checksums.
+
+        `array_record_copy`: a build into TFRecord files (the default format)
+        also writes every split as array_record files, recorded as an
+        alternative file format, so that `tfds.data_source` reads the same build.
+        `data_source_in_memory`: `as_data_source` serves examples from memory
+        (`qmnist_tfds.data_source`); False gives TFDS's own sources.
+        """
         self._base_url = downloads.mirror_base_url(mirror_url) or downloads.BASE_URL
+        self._array_record_copy = array_record_copy
+        self._data_source_in_memory = data_source_in_memory
         with _no_tfds_bucket_lookup():
             super().__init__(**kwargs)
         if not self.info.initialized:  # nothing prepared in data_dir to restore info from
             self._set_prebuilt_info()
+        self._restore_alternative_file_formats()
+
+    def _restore_alternative_file_formats(self) -> None:
+        """Makes `info.available_file_formats()` include the formats that the
+        prepared dataset's `dataset_info.json` lists as alternatives.
+
+        TFDS 4.9 restores that list into the info's proto but not into the
+        list `available_file_formats` reads (its `ReadOnlyBuilder` reads it
+        from the proto), so `as_data_source` would not see them.
+        """
+        formats = self.info.alternative_file_formats
+        for value in self.info.as_proto.alternative_file_formats:
+            file_format = tfds.core.FileFormat.from_value(value)
+            if file_format not in formats:
+                formats.append(file_format)
 
     def _set_prebuilt_info(self) -> None:
         """Fills `info` with what is known before a build, as TFDS's catalog datasets
@@ -279,6 +313,36 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             return super()._as_dataset(split, decoders=decoders, read_config=read_config,
                                        shuffle_files=shuffle_files)
 
+    def as_data_source(self, split=None, **kwargs):
+        """TFDS's `as_data_source`, served from memory (`qmnist_tfds.data_source`).
+
+        A dataset prepared without an array_record copy gets a message that
+        says how to add one, rather than TFDS's generic one.
+        """
+        try:
+            sources = super().as_data_source(split, **kwargs)
+        except NotImplementedError as error:
+            raise NotImplementedError(self._no_random_access_help()) from error
+        if not self._data_source_in_memory:
+            return sources
+        return data_source.in_memory(sources)
+
+    def _no_random_access_help(self) -> str:
+        formats = ", ".join(sorted(f.value for f in self.info.available_file_formats()))
+        name = f"{self.name}/{self.builder_config.name}"
+        return (
+            f"{name} at {self.data_path} holds no random-access copy ({formats} only): it "
+            "was prepared by qmnist-tfds before 1.1.0 or with array_record_copy=False. Add "
+            "the array_record copy that tfds.data_source reads in place with\n"
+            f"  tfds convert_format --dataset_version_dir={self.data_path} "
+            "--out_file_format=array_record\n"
+            f"or delete that folder and build again: tfds build --imports qmnist_tfds {name}"
+        )
+
+    def _array_record_copies(self) -> bool:
+        """Whether a build also writes every split as array_record files."""
+        return self._array_record_copy and self.info.file_format == tfds.core.FileFormat.TFRECORD
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         # Reached from TFDS's writer path, after `_generate_splits` has downloaded
         # and verified the files: their sources are reused, not checked again.
@@ -317,12 +381,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             logging.warning("TFDS %s differs from what the fast writer uses (%s): writing "
                             "with TFDS's own writer, which is slower.",
                             tfds.__version__, ", ".join(missing))
+        array_record = tfds.core.FileFormat.ARRAY_RECORD
+        copies = self._array_record_copies()
+        if copies and array_record not in self.info.alternative_file_formats:
+            self.info.add_alternative_file_format(array_record)
         if not self._uses_fast_writer(download_config):
             self._downloaded_sources = sources
             try:
-                return super()._generate_splits(dl_manager, download_config)
+                split_infos = super()._generate_splits(dl_manager, download_config)
             finally:
                 self._downloaded_sources = None
+            if copies:
+                tf = lazy_tf.tensorflow()  # TFDS's path wrote TFRecord files with it
+                for split_info in split_infos:
+                    shards.copy_shards(split_info, array_record, lambda path: (
+                        record.numpy() for record in tf.data.TFRecordDataset(path)))
+            return split_infos
         serializer = shards.ScalarExampleSerializer(self.info.features)
         return [
             shards.write_split(
@@ -331,6 +405,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 filename_template=self._get_filename_template(split_name=split),
                 example_writer=self._example_writer(),
                 shard_config=download_config.get_shard_config(),
+                copies=self._copy_writers(split) if copies else (),
             )
             for split, source in sources.items()
         ]
+
+    def _copy_writers(self, split: str) -> list[tuple]:
+        """The array_record copy's (filename template, example writer) for `split`."""
+        from tensorflow_datasets.core import writer
+
+        array_record = tfds.core.FileFormat.ARRAY_RECORD
+        template = self._get_filename_template(split_name=split)
+        return [(template.replace(filetype_suffix=array_record.file_suffix),
+                 writer.ExampleWriter(array_record))]

@@ -1,0 +1,194 @@
+"""Random access to a prepared `qmnist` split at the speed Grain can take it.
+
+TFDS's `ArrayRecordDataSource` reads and deserializes one record per
+`source[i]`: an array_record read, a protobuf object, each feature's Python
+decoder and a PIL decode, about 450 us for a QMNIST record. `InMemoryDataSource`
+gives the same examples from memory: on its first access in a process it reads
+the whole split's records in large batches, parses them all at once with
+numpy (`records.parse_scalar_examples`) and keeps the records and the
+parsed integers; `source[i]` then inflates one PNG with zlib and builds the
+dict, a few microseconds.
+
+It holds the split's serialized records (about 500 bytes each: 31 MB for
+`train`, 205 MB for `nist`) plus 7 integers a record, in every process that
+reads from it: each Grain worker loads its own copy on its first read, and a
+pickled source carries none of it. `builder_kwargs={"data_source_in_memory":
+False}` gives TFDS's own source instead, which holds nothing.
+
+Records this module cannot parse or whose PNG is not in the layout
+`qmnist_tfds.png` writes (none in a build of this package) are served by
+TFDS's own path, record by record, with its results and its errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Sequence
+from typing import Any, SupportsIndex
+
+import numpy as np
+from tensorflow_datasets.core import decode
+from tensorflow_datasets.core.data_sources import array_record
+
+from qmnist_tfds import png, records
+
+_CHUNK_BITS = 16  # records are read and parsed 65,536 at a time
+_INT32 = np.iinfo(np.int32)
+
+
+@dataclasses.dataclass
+class _Chunk:
+    """Up to 2**_CHUNK_BITS consecutive records of a split, parsed."""
+
+    parsed: records.ParsedExamples
+    ints: np.ndarray  # (N, len(int_keys)) int64, in the order of `int_keys`
+    own: np.ndarray  # the records served here
+    image_starts: np.ndarray  # where each record's zlib stream lies in `parsed.blob`
+    image_ends: np.ndarray
+
+
+def _int_kinds(features) -> dict[str, np.dtype] | None:
+    """Name -> dtype of every feature but `image`, if all are integer scalars."""
+    kinds = {}
+    for name, info in features.get_tensor_info().items():
+        if name == "image":
+            continue
+        if info.shape != () or not np.issubdtype(info.np_dtype, np.integer):
+            return None
+        kinds[name] = np.dtype(info.np_dtype)
+    return kinds
+
+
+def serves_fast(features) -> bool:
+    """Whether `features` are those this module decodes: a (H, W, 1) uint8 PNG
+    `image` and integer scalars, each stored as one value."""
+    if "image" not in features.get_tensor_info() or _int_kinds(features) is None:
+        return False
+    image = features["image"]
+    shape = tuple(getattr(image, "shape", ()))
+    return (getattr(image, "encoding_format", None) in (None, "png")
+            and len(shape) == 3 and shape[2] == 1 and None not in shape
+            and np.dtype(image.np_dtype) == np.uint8)
+
+
+@dataclasses.dataclass(repr=False)
+class InMemoryDataSource(array_record.ArrayRecordDataSource):
+    """TFDS's `ArrayRecordDataSource` for this dataset, served from memory.
+
+    Same length, examples, errors and `repr` as TFDS's source (tests check it
+    record by record against TFDS's own). Construct it as TFDS's; only
+    `decoders=None` with `DESERIALIZE_AND_DECODE` is served from memory, any
+    other reading goes through TFDS's own.
+    """
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._lock = threading.Lock()
+        self._chunks: list[_Chunk] | None = None
+        features = self.dataset_info.features
+        self._fast = (
+            self.decoders is None
+            and self.deserialize_method == decode.DeserializeMethod.DESERIALIZE_AND_DECODE
+            and serves_fast(features)
+        )
+        if self._fast:
+            self._int_kinds = _int_kinds(features)
+            height, width, _ = features["image"].shape
+            self._image_size = (height, width)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_chunks"] = None  # each process loads the split on its first read
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return text.replace(type(self).__name__, array_record.ArrayRecordDataSource.__name__, 1)
+
+    def _load(self) -> list[_Chunk]:
+        with self._lock:
+            if self._chunks is None:
+                # TFDS's examples list their keys in an order that depends on
+                # how the features were restored: take it from one of them.
+                self._keys = list(super().__getitem__(0)) if len(self) else []
+                self._int_keys = [key for key in self._keys if key != "image"]
+                self._image_position = self._keys.index("image") if self._keys else 0
+                self._chunks = [self._parse_chunk(start) for start in
+                                range(0, len(self), 1 << _CHUNK_BITS)]
+        return self._chunks
+
+    def _parse_chunk(self, start: int) -> _Chunk:
+        stop = min(start + (1 << _CHUNK_BITS), len(self))
+        raw = self.data_source.__getitems__(range(start, stop))
+        kinds = {name: "int64_list" for name in self._int_kinds}
+        kinds["image"] = "bytes_list"
+        parsed = records.parse_scalar_examples(raw, kinds)
+        del raw
+        ints = np.stack([parsed.ints[name] for name in self._int_keys], axis=1)
+        own = parsed.parsed.copy()
+        for column, name in enumerate(self._int_keys):
+            if self._int_kinds[name] == np.int32:  # TFDS casts, and fails out of range
+                values = ints[:, column]
+                own &= (values >= _INT32.min) & (values <= _INT32.max)
+        starts, ends = parsed.spans["image"]
+        laid_out, stream_starts, stream_ends = png.own_streams(
+            np.frombuffer(parsed.blob, dtype=np.uint8), starts, ends - starts,
+            *self._image_size)
+        own &= laid_out
+        return _Chunk(parsed, ints, own, stream_starts, stream_ends)
+
+    def _example(self, chunk: _Chunk, row: int, index: int) -> dict[str, Any]:
+        if chunk.own[row]:
+            lines = png.inflate_own(chunk.parsed.blob, chunk.image_starts[row].item(),
+                                    chunk.image_ends[row].item(), *self._image_size)
+            if lines is not None:
+                values = chunk.ints[row].tolist()
+                values.insert(self._image_position, lines[:, :, None].copy())
+                return dict(zip(self._keys, values, strict=True))
+        return super().__getitem__(index)  # TFDS's path: its values, its errors
+
+    def _check(self, index: int) -> None:
+        if index < 0 or index >= len(self):
+            raise ValueError("Record key should be in [0, num_records)")
+
+    def __getitem__(self, key: SupportsIndex) -> Any:
+        if not self._fast:
+            return super().__getitem__(key)
+        index = key.__index__()
+        self._check(index)
+        chunks = self._chunks or self._load()
+        return self._example(chunks[index >> _CHUNK_BITS],
+                             index & ((1 << _CHUNK_BITS) - 1), index)
+
+    def __getitems__(self, keys: Sequence[int]) -> Sequence[Any]:
+        if not self._fast:
+            return super().__getitems__(keys)
+        indices = [key.__index__() for key in keys]
+        if not indices:
+            return []
+        for index in indices:
+            self._check(index)
+        chunks = self._chunks or self._load()
+        mask = (1 << _CHUNK_BITS) - 1
+        return [self._example(chunks[i >> _CHUNK_BITS], i & mask, i) for i in indices]
+
+
+def in_memory(sources):
+    """`sources` (a source, or a dict, list or tuple of them, as `as_data_source`
+    returns) with each of TFDS's array_record sources replaced by an
+    `InMemoryDataSource` reading the same split the same way."""
+    if isinstance(sources, dict):
+        return {key: in_memory(value) for key, value in sources.items()}
+    if isinstance(sources, list | tuple):
+        return type(sources)(in_memory(value) for value in sources)
+    if type(sources) is not array_record.ArrayRecordDataSource:
+        return sources
+    return InMemoryDataSource(sources.dataset_info, split=sources.split,
+                              decoders=sources.decoders,
+                              deserialize_method=sources.deserialize_method)

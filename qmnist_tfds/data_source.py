@@ -34,18 +34,17 @@ from tensorflow_datasets.core.data_sources import array_record
 from qmnist_tfds import png, records
 
 _CHUNK_BITS = 16  # records are read and parsed 65,536 at a time
+_ROW_MASK = (1 << _CHUNK_BITS) - 1
 _INT32 = np.iinfo(np.int32)
 
 
 @dataclasses.dataclass
 class _Chunk:
-    """Up to 2**_CHUNK_BITS consecutive records of a split, parsed."""
+    """Up to 2**_CHUNK_BITS consecutive records of a split, decoded."""
 
-    parsed: records.ParsedExamples
+    images: np.ndarray  # (N, H, W, 1) uint8
     ints: np.ndarray  # (N, len(int_keys)) int64, in the order of `int_keys`
-    own: np.ndarray  # the records served here
-    image_starts: np.ndarray  # where each record's zlib stream lies in `parsed.blob`
-    image_ends: np.ndarray
+    own: memoryview  # 1 for the records served here (its items index as Python ints)
 
 
 def _int_kinds(features) -> dict[str, np.dtype] | None:
@@ -84,6 +83,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
 
     def __post_init__(self):
         super().__post_init__()
+        self._length = len(self.data_source)
         self._lock = threading.Lock()
         self._chunks: list[_Chunk] | None = None
         features = self.dataset_info.features
@@ -137,24 +137,19 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
                 values = ints[:, column]
                 own &= (values >= _INT32.min) & (values <= _INT32.max)
         starts, ends = parsed.spans["image"]
-        laid_out, stream_starts, stream_ends = png.own_streams(
-            np.frombuffer(parsed.blob, dtype=np.uint8), starts, ends - starts,
-            *self._image_size)
+        pixels, laid_out = png.own_pixels_at(parsed.blob, starts, ends - starts, *self._image_size)
         own &= laid_out
-        return _Chunk(parsed, ints, own, stream_starts, stream_ends)
+        return _Chunk(pixels[..., None], ints, memoryview(own.view(np.uint8)))
 
     def _example(self, chunk: _Chunk, row: int, index: int) -> dict[str, Any]:
-        if chunk.own[row]:
-            lines = png.inflate_own(chunk.parsed.blob, chunk.image_starts[row].item(),
-                                    chunk.image_ends[row].item(), *self._image_size)
-            if lines is not None:
-                values = chunk.ints[row].tolist()
-                values.insert(self._image_position, lines[:, :, None].copy())
-                return dict(zip(self._keys, values, strict=True))
-        return super().__getitem__(index)  # TFDS's path: its values, its errors
+        if not chunk.own[row]:
+            return super().__getitem__(index)  # TFDS's path: its values, its errors
+        values = chunk.ints[row].tolist()
+        values.insert(self._image_position, chunk.images[row].copy())
+        return dict(zip(self._keys, values, strict=True))
 
     def _check(self, index: int) -> None:
-        if index < 0 or index >= len(self):
+        if index < 0 or index >= self._length:
             raise ValueError("Record key should be in [0, num_records)")
 
     def __getitem__(self, key: SupportsIndex) -> Any:
@@ -163,8 +158,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         index = key.__index__()
         self._check(index)
         chunks = self._chunks or self._load()
-        return self._example(chunks[index >> _CHUNK_BITS],
-                             index & ((1 << _CHUNK_BITS) - 1), index)
+        return self._example(chunks[index >> _CHUNK_BITS], index & _ROW_MASK, index)
 
     def __getitems__(self, keys: Sequence[int]) -> Sequence[Any]:
         if not self._fast:
@@ -175,8 +169,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         for index in indices:
             self._check(index)
         chunks = self._chunks or self._load()
-        mask = (1 << _CHUNK_BITS) - 1
-        return [self._example(chunks[i >> _CHUNK_BITS], i & mask, i) for i in indices]
+        return [self._example(chunks[i >> _CHUNK_BITS], i & _ROW_MASK, i) for i in indices]
 
 
 def in_memory(sources):

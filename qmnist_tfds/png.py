@@ -101,7 +101,7 @@ def encode_gray_pngs(
     return _encode_slice(lines, prefix, level)
 
 
-def own_streams(
+def _own_streams(
     flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Finds the PNGs laid out as `encode_gray_pngs` writes height x width images.
@@ -110,8 +110,8 @@ def own_streams(
     `sizes[i]` bytes. Returns `(own, stream_starts, stream_ends)`: an (N,)
     mask of the PNGs whose chunks are laid out as this module writes them,
     and where each one's zlib stream (its IDAT's data) lies in `flat`. The
-    layout is checked on all PNGs at once with numpy; `inflate_own` finishes
-    the check of one PNG (CRC, stream, filter bytes) while decoding it.
+    layout is checked on all PNGs at once with numpy; the CRC, the stream and
+    the filter bytes are checked as each PNG is inflated.
     """
     prefix = np.frombuffer(_png_prefix(height, width), dtype=np.uint8)
     tail = np.frombuffer(_IEND, dtype=np.uint8)
@@ -146,19 +146,6 @@ def _inflate(view: memoryview, start: int, end: int, size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
-def inflate_own(buffer, start: int, end: int, height: int, width: int) -> np.ndarray | None:
-    """The (height, width) pixels of the zlib stream `buffer[start:end]` of a PNG that
-    `own_streams` found in its layout; None where its IDAT's CRC, its stream or
-    a row's filter byte is not what this module writes."""
-    data = _inflate(memoryview(buffer), start, end, height * (width + 1))
-    if data is None:
-        return None
-    lines = np.frombuffer(data, dtype=np.uint8).reshape(height, width + 1)
-    if lines[:, 0].any():  # filter type 0 on every row
-        return None
-    return lines[:, 1:]
-
-
 def own_pixels(
     encoded: Sequence[bytes], height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -167,19 +154,25 @@ def own_pixels(
     Returns `(pixels, own)`: an (N, height, width) uint8 array and an (N,)
     mask of the PNGs decoded here. A PNG that is not exactly in that layout
     (another encoder's chunks or filters, a corrupt stream or CRC) is left out
-    of the mask with zero pixels, for a full PNG decoder to handle. What is
-    left per image after `own_streams` is one `zlib.decompress` call
-    (inflating on threads was measured no faster); the filter bytes are
+    of the mask with zero pixels, for a full PNG decoder to handle.
+    """
+    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    return own_pixels_at(b"".join(encoded), np.cumsum(sizes) - sizes, sizes, height, width)
+
+
+def own_pixels_at(
+    buffer: bytes, starts: np.ndarray, sizes: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`own_pixels` of the PNGs that lie in `buffer` at `starts`, of `sizes` bytes.
+
+    After `_own_streams`, what is left per image is one `zlib.decompress`
+    call (inflating on threads was measured no faster); the filter bytes are
     checked on all images at once.
     """
-    count = len(encoded)
-    blob = b"".join(encoded)
-    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=count)
-    starts = np.cumsum(sizes) - sizes
-    own, stream_starts, stream_ends = own_streams(
-        np.frombuffer(blob, dtype=np.uint8), starts, sizes, height, width)
+    own, stream_starts, stream_ends = _own_streams(
+        np.frombuffer(buffer, dtype=np.uint8), starts, sizes, height, width)
     rows = np.flatnonzero(own)
-    view = memoryview(blob)
+    view = memoryview(buffer)
     line_bytes = height * (width + 1)
     inflated = [_inflate(view, start, end, line_bytes) for start, end in
                 zip(stream_starts[rows].tolist(), stream_ends[rows].tolist(), strict=True)]
@@ -188,6 +181,6 @@ def own_pixels(
     lines = lines.reshape(-1, height, width + 1)
     unfiltered = ~lines[:, :, 0].any(axis=1)  # filter type 0 on every row
     own[np.flatnonzero(own)[~unfiltered]] = False
-    pixels = np.zeros((count, height, width), dtype=np.uint8)
+    pixels = np.zeros((len(starts), height, width), dtype=np.uint8)
     pixels[own] = lines[unfiltered, :, 1:]
     return pixels, own

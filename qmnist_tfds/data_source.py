@@ -71,6 +71,13 @@ def serves_fast(features) -> bool:
             and np.dtype(image.np_dtype) == np.uint8)
 
 
+def _served_from_memory(source: array_record.ArrayRecordDataSource) -> bool:
+    """Whether `source` reads what this module serves: every feature decoded, as is."""
+    return (source.decoders is None
+            and source.deserialize_method == decode.DeserializeMethod.DESERIALIZE_AND_DECODE
+            and serves_fast(source.dataset_info.features))
+
+
 @dataclasses.dataclass(repr=False)
 class InMemoryDataSource(array_record.ArrayRecordDataSource):
     """TFDS's `ArrayRecordDataSource` for this dataset, served from memory.
@@ -87,11 +94,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         self._lock = threading.Lock()
         self._chunks: list[_Chunk] | None = None
         features = self.dataset_info.features
-        self._fast = (
-            self.decoders is None
-            and self.deserialize_method == decode.DeserializeMethod.DESERIALIZE_AND_DECODE
-            and serves_fast(features)
-        )
+        self._fast = _served_from_memory(self)
         if self._fast:
             self._int_kinds = _int_kinds(features)
             height, width, _ = features["image"].shape
@@ -174,13 +177,13 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
 
 def in_memory(sources):
     """`sources` (a source, or a dict, list or tuple of them, as `as_data_source`
-    returns) with each of TFDS's array_record sources replaced by an
-    `InMemoryDataSource` reading the same split the same way."""
+    returns) with each of TFDS's array_record sources that decodes every
+    feature replaced by an `InMemoryDataSource` of the same split."""
     if isinstance(sources, dict):
         return {key: in_memory(value) for key, value in sources.items()}
     if isinstance(sources, list | tuple):
         return type(sources)(in_memory(value) for value in sources)
-    if type(sources) is not array_record.ArrayRecordDataSource:
+    if type(sources) is not array_record.ArrayRecordDataSource or not _served_from_memory(sources):
         return sources
     return InMemoryDataSource(sources.dataset_info, split=sources.split,
                               decoders=sources.decoders,

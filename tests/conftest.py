@@ -86,13 +86,13 @@ def registered_checksums(path: os.PathLike | str):
 
 def build(config: str, data_dir: os.PathLike | str, files_dir: os.PathLike | str,
           checksums: os.PathLike | str | None = None, *, file_format: str = "tfrecord",
-          **download_options) -> tfds.core.DatasetBuilder:
+          builder_kwargs: dict | None = None, **download_options) -> tfds.core.DatasetBuilder:
     """Builds `config` into `data_dir` from the files in `files_dir` (as a manual dir).
 
     `download_options` go to TFDS's `DownloadConfig` (`num_shards=3`, ...).
     """
     builder = tfds.builder("qmnist", config=config, data_dir=os.fspath(data_dir),
-                           file_format=file_format)
+                           file_format=file_format, **(builder_kwargs or {}))
     download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(files_dir),
                                                    **download_options)
     if checksums is None:

@@ -317,15 +317,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """TFDS's `as_data_source`, served from memory (`qmnist_tfds.data_source`).
 
         A dataset prepared without an array_record copy gets a message that
-        says how to add one, rather than TFDS's generic one.
+        says how to add one, rather than TFDS's generic one. The builder
+        keeps reading its main format in `as_dataset`.
         """
+        main_format = self.info.file_format
         try:
             sources = super().as_data_source(split, **kwargs)
         except NotImplementedError as error:
             raise NotImplementedError(self._no_random_access_help()) from error
-        if not self._data_source_in_memory:
-            return sources
-        return data_source.in_memory(sources)
+        if self._data_source_in_memory:
+            sources = data_source.in_memory(sources)
+        if self.info.file_format != main_format:
+            # TFDS switched the shared info to the random-access format; the
+            # sources have their files, and `as_dataset` reads the main format.
+            self.info.set_file_format(main_format, override=True, override_if_initialized=True)
+        return sources
 
     def _no_random_access_help(self) -> str:
         formats = ", ".join(sorted(f.value for f in self.info.available_file_formats()))

@@ -33,14 +33,15 @@ from tensorflow_datasets.core.data_sources import array_record
 
 from qmnist_tfds import png, records
 
-_CHUNK_BITS = 16  # records are read and parsed 65,536 at a time
-_ROW_MASK = (1 << _CHUNK_BITS) - 1
+# Records are read, parsed and decoded this many at a time, into arrays made
+# for the whole split: the memory a load passes through stays small.
+_BLOCK = 8192
 _INT32 = np.iinfo(np.int32)
 
 
 @dataclasses.dataclass
-class _Chunk:
-    """Up to 2**_CHUNK_BITS consecutive records of a split, decoded."""
+class _Split:
+    """A split's records, decoded."""
 
     images: np.ndarray  # (N, H, W, 1) uint8
     ints: np.ndarray  # (N, len(int_keys)) int64, in the order of `int_keys`
@@ -92,7 +93,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         super().__post_init__()
         self._length = len(self.data_source)
         self._lock = threading.Lock()
-        self._chunks: list[_Chunk] | None = None
+        self._split: _Split | None = None
         features = self.dataset_info.features
         self._fast = _served_from_memory(self)
         if self._fast:
@@ -102,7 +103,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_chunks"] = None  # each process loads the split on its first read
+        state["_split"] = None  # each process loads the split on its first read
         del state["_lock"]
         return state
 
@@ -114,41 +115,46 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         text = super().__repr__()
         return text.replace(type(self).__name__, array_record.ArrayRecordDataSource.__name__, 1)
 
-    def _load(self) -> list[_Chunk]:
+    def _load(self) -> _Split:
         with self._lock:
-            if self._chunks is None:
-                # TFDS's examples list their keys in an order that depends on
-                # how the features were restored: take it from one of them.
-                self._keys = list(super().__getitem__(0)) if len(self) else []
-                self._int_keys = [key for key in self._keys if key != "image"]
-                self._image_position = self._keys.index("image") if self._keys else 0
-                self._chunks = [self._parse_chunk(start) for start in
-                                range(0, len(self), 1 << _CHUNK_BITS)]
-        return self._chunks
+            if self._split is None:
+                self._split = self._decode_split()
+        return self._split
 
-    def _parse_chunk(self, start: int) -> _Chunk:
-        stop = min(start + (1 << _CHUNK_BITS), len(self))
-        raw = self.data_source.__getitems__(range(start, stop))
+    def _decode_split(self) -> _Split:
+        # TFDS's examples list their keys in an order that depends on how the
+        # features were restored: take it from one of them.
+        self._keys = list(super().__getitem__(0)) if self._length else []
+        self._int_keys = [key for key in self._keys if key != "image"]
+        self._image_position = self._keys.index("image") if self._keys else 0
         kinds = {name: "int64_list" for name in self._int_kinds}
         kinds["image"] = "bytes_list"
-        parsed = records.parse_scalar_examples(raw, kinds)
-        del raw
-        ints = np.stack([parsed.ints[name] for name in self._int_keys], axis=1)
-        own = parsed.parsed.copy()
-        for column, name in enumerate(self._int_keys):
-            if self._int_kinds[name] == np.int32:  # TFDS casts, and fails out of range
-                values = ints[:, column]
-                own &= (values >= _INT32.min) & (values <= _INT32.max)
-        starts, ends = parsed.spans["image"]
-        pixels, laid_out = png.own_pixels_at(parsed.blob, starts, ends - starts, *self._image_size)
-        own &= laid_out
-        return _Chunk(pixels[..., None], ints, memoryview(own.view(np.uint8)))
+        count = self._length
+        images = np.zeros((count, *self._image_size, 1), dtype=np.uint8)
+        ints = np.zeros((count, len(self._int_keys)), dtype=np.int64)
+        own = np.zeros(count, dtype=bool)
+        for start in range(0, count, _BLOCK):
+            rows = slice(start, min(start + _BLOCK, count))
+            parsed = records.parse_scalar_examples(
+                self.data_source.__getitems__(range(rows.start, rows.stop)), kinds)
+            ints[rows] = np.stack([parsed.ints[name] for name in self._int_keys], axis=1)
+            served = parsed.parsed
+            for column, name in enumerate(self._int_keys):
+                if self._int_kinds[name] == np.int32:  # TFDS casts, and fails out of range
+                    values = ints[rows, column]
+                    served &= (values >= _INT32.min) & (values <= _INT32.max)
+            starts, ends = parsed.spans["image"]
+            pixels, laid_out = png.own_pixels_at(parsed.blob, starts, ends - starts,
+                                                 *self._image_size)
+            images[rows, ..., 0] = pixels
+            own[rows] = served & laid_out
+        return _Split(images, ints, memoryview(own.view(np.uint8)))
 
-    def _example(self, chunk: _Chunk, row: int, index: int) -> dict[str, Any]:
-        if not chunk.own[row]:
+    def _example(self, split: _Split, index: int) -> dict[str, Any]:
+        if not split.own[index]:
             return super().__getitem__(index)  # TFDS's path: its values, its errors
-        values = chunk.ints[row].tolist()
-        values.insert(self._image_position, chunk.images[row].copy())
+        values = split.ints[index].tolist()
+        values.insert(self._image_position, split.images[index].copy())
         return dict(zip(self._keys, values, strict=True))
 
     def _check(self, index: int) -> None:
@@ -160,8 +166,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
             return super().__getitem__(key)
         index = key.__index__()
         self._check(index)
-        chunks = self._chunks or self._load()
-        return self._example(chunks[index >> _CHUNK_BITS], index & _ROW_MASK, index)
+        return self._example(self._split or self._load(), index)
 
     def __getitems__(self, keys: Sequence[int]) -> Sequence[Any]:
         if not self._fast:
@@ -171,8 +176,8 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
             return []
         for index in indices:
             self._check(index)
-        chunks = self._chunks or self._load()
-        return [self._example(chunks[i >> _CHUNK_BITS], i & _ROW_MASK, i) for i in indices]
+        split = self._split or self._load()
+        return [self._example(split, index) for index in indices]
 
 
 def in_memory(sources):

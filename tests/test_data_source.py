@@ -179,7 +179,7 @@ def test_records_in_another_layout_are_decoded_by_tfds(tmp_path):
     ours, theirs = sources(data_dir, "qmnist", "test")
     for i in range(len(theirs)):
         assert_same_example(ours[i], theirs[i])
-    chunk = ours._chunks[0]
+    chunk = ours._split
     assert [chunk.own[i] for i in range(6)] == [1, 1, 1, 0, 0, 1]
 
 

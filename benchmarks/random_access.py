@@ -1,0 +1,258 @@
+"""Random access and Grain: `tfds.data_source("qmnist")` beside TFDS's `fashion_mnist`.
+
+    python benchmarks/random_access.py [--rounds N] [--reads N] [--json FILE]
+
+Needs Debian's Fashion-MNIST files (`apt-get install -y dataset-fashion-mnist`)
+and the packages of `pip install -e ".[tensorflow,test]"`; runs from a checkout.
+Both sides read the same pixels: `qmnist` is built (the README's default build,
+TFRecord with its array_record copy) from QMNIST-layout files whose train
+images are Fashion-MNIST's training images (`speed.write_same_pixel_files`),
+and `fashion_mnist` is built by TFDS's own builder from Debian's files into
+array_record, the format its data source reads. Every measure runs in a fresh
+process, whose clock starts before `tfds.data_source(...)` (so qmnist's load of
+the split into memory counts); the two datasets alternate within each round,
+and each ratio is given as the median and the range over the rounds.
+
+Measures, on `train` (60,000 rows):
+- `src[i]` at `--reads` random indices;
+- one epoch of `grain.MapDataset.source(src).seed(0).shuffle().batch(128)`;
+- one epoch of `grain.DataLoader` with a shuffled `IndexSampler`, 2 worker
+  processes, batches of 128;
+- Grain's own limit: the MapDataset pipeline over a plain list of the same
+  examples (decoded beforehand, outside the clock);
+- the memory a qmnist source holds once loaded (RSS after its first read
+  minus before), for `train` and for `nist` (402,953 rows), and the peak RSS
+  of the DataLoader's worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import speed
+
+TRAIN = 60_000
+BATCH = 128
+WORKERS = 2
+
+
+def _rss_mib(pid: int | str = "self", field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def _open(dataset: str, data_dir: Path, split: str = "train"):
+    import tensorflow_datasets as tfds
+
+    if dataset.startswith("qmnist"):
+        import qmnist_tfds  # noqa: F401  (the source served from memory)
+    return tfds.data_source(dataset, split=split, data_dir=os.fspath(data_dir))
+
+
+def child_random(dataset: str, data_dir: Path, reads: int) -> dict:
+    start = time.perf_counter()
+    source = _open(dataset, data_dir)
+    indices = random.Random(0).sample(range(len(source)), reads)
+    for i in indices:
+        source[i]
+    return {"seconds": time.perf_counter() - start, "records": reads}
+
+
+def _grain_epoch(source) -> int:
+    import grain
+
+    dataset = grain.MapDataset.source(source).seed(0).shuffle().batch(BATCH)
+    return sum(len(batch["label"]) for batch in dataset)
+
+
+def child_grain_map(dataset: str, data_dir: Path) -> dict:
+    start = time.perf_counter()
+    records = _grain_epoch(_open(dataset, data_dir))
+    return {"seconds": time.perf_counter() - start, "records": records}
+
+
+def child_ceiling(data_dir: Path) -> dict:
+    """The Grain pipeline over a list of the same examples: Grain's own limit."""
+    source = _open("qmnist", data_dir)
+    examples = [source[i] for i in range(len(source))]
+    start = time.perf_counter()
+    records = _grain_epoch(examples)
+    return {"seconds": time.perf_counter() - start, "records": records}
+
+
+def child_loader(dataset: str, data_dir: Path) -> dict:
+    import grain
+    import psutil
+    from absl import flags
+
+    flags.FLAGS.mark_as_parsed()  # Grain's workers read absl flags
+    start = time.perf_counter()
+    source = _open(dataset, data_dir)
+    loader = grain.DataLoader(
+        data_source=source,
+        sampler=grain.samplers.IndexSampler(len(source), shuffle=True, seed=0, num_epochs=1),
+        operations=[grain.transforms.Batch(BATCH)],
+        worker_count=WORKERS,
+    )
+    records, worker_peaks = 0, []
+    for batch in loader:
+        records += len(batch["label"])
+        if records >= len(source) - BATCH and not worker_peaks:  # workers still up
+            worker_peaks = [_rss_mib(p.pid, "VmHWM")
+                            for p in psutil.Process().children(recursive=True)]
+    return {"seconds": time.perf_counter() - start, "records": records,
+            "worker_peak_rss_mib": worker_peaks, "main_peak_rss_mib": _rss_mib(field="VmHWM")}
+
+
+def child_memory(config: str, split: str, data_dir: Path) -> dict:
+    """What a loaded qmnist source holds: RSS after its first read minus before.
+
+    One record read through TFDS's own source first loads the modules both
+    paths use (the image decoder), so that the difference is the data alone.
+    """
+    import tensorflow_datasets as tfds
+
+    tfds.data_source(f"qmnist/{config}", split=split, data_dir=os.fspath(data_dir),
+                     builder_kwargs={"data_source_in_memory": False})[0]
+    source = _open(f"qmnist/{config}", data_dir, split)
+    before = _rss_mib()
+    start = time.perf_counter()
+    source[0]
+    seconds = time.perf_counter() - start
+    return {"rows": len(source), "load_seconds": seconds, "held_mib": _rss_mib() - before,
+            "peak_rss_mib": _rss_mib(field="VmHWM"), "rss_mib": _rss_mib()}
+
+
+CHILDREN = {"random": child_random, "grain_map": child_grain_map, "ceiling": child_ceiling,
+            "loader": child_loader, "memory": child_memory}
+
+
+def _run_child(kind: str, *args) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join(
+        [os.fspath(speed.REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    done = subprocess.run([sys.executable, __file__, "--child", kind, *map(str, args)],
+                          capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"child {kind} {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def prepare(work_dir: Path) -> tuple[Path, Path]:
+    """The same-pixel files, qmnist's default build of both configs, fashion_mnist's
+    array_record build; made once in `work_dir`."""
+    files = work_dir / "same-pixels"
+    if not (files / "checksums.tsv").exists():
+        print(f"writing QMNIST-layout files of Fashion-MNIST images into {files} ...",
+              flush=True)
+        speed.write_same_pixel_files(files)
+    qmnist_dir, fashion_dir = work_dir / "qmnist", work_dir / "fashion_mnist"
+    for config in ("qmnist", "nist"):
+        if not (qmnist_dir / "qmnist" / config).exists():
+            print(f"building qmnist/{config} ...", flush=True)
+            speed._build(f"qmnist/{config}", files, qmnist_dir)
+    if not (fashion_dir / "fashion_mnist").exists():
+        print("building fashion_mnist (array_record) ...", flush=True)
+        speed._build("fashion_mnist", speed.FASHION_DIR, fashion_dir, "array_record")
+    return qmnist_dir, fashion_dir
+
+
+def measure(qmnist_dir: Path, fashion_dir: Path, rounds: int, reads: int) -> dict:
+    runs: dict[str, list[dict]] = {}
+
+    def run(name: str, kind: str, *args) -> None:
+        result = _run_child(kind, *args)
+        runs.setdefault(name, []).append(result)
+        print(f"  {name}: {result['records'] / result['seconds']:,.0f} records/s", flush=True)
+
+    for i in range(rounds):
+        print(f"round {i + 1} of {rounds} ...", flush=True)
+        # Alternate which side goes first, round by round.
+        sides = [("qmnist", qmnist_dir), ("fashion_mnist", fashion_dir)]
+        for dataset, data_dir in sides if i % 2 == 0 else sides[::-1]:
+            run(f"random_{dataset}", "random", dataset, data_dir, reads)
+            run(f"grain_map_{dataset}", "grain_map", dataset, data_dir)
+            run(f"loader_{dataset}", "loader", dataset, data_dir)
+        run("ceiling", "ceiling", qmnist_dir)
+    memory = {f"{config}/{split}": _run_child("memory", config, split, qmnist_dir)
+              for config, split in (("qmnist", "train"), ("nist", "nist"))}
+    return {"runs": runs, "memory": memory}
+
+
+def _rate(run: dict) -> float:
+    return run["records"] / run["seconds"]
+
+
+def report(result: dict) -> str:
+    runs = result["runs"]
+    lines = [f"{'measure (records/s)':46s} {'qmnist':>9s} {'fashion':>9s} "
+             f"{'ratio':>6s} {'range':>11s}"]
+    for name, label in (("random", "src[i] at random indices"),
+                        ("grain_map", "Grain MapDataset shuffle batch(128), epoch"),
+                        ("loader", f"Grain DataLoader, {WORKERS} workers, epoch")):
+        ours, theirs = runs[f"{name}_qmnist"], runs[f"{name}_fashion_mnist"]
+        ratios = [_rate(a) / _rate(b) for a, b in zip(ours, theirs, strict=True)]
+        lines.append(
+            f"{label:46s} {statistics.median(map(_rate, ours)):9,.0f} "
+            f"{statistics.median(map(_rate, theirs)):9,.0f} {statistics.median(ratios):5.2f}x "
+            f"{min(ratios):5.2f}-{max(ratios):4.2f}x")
+    ceiling = statistics.median(map(_rate, runs["ceiling"]))
+    grain_map = [_rate(r) for r in runs["grain_map_qmnist"]]
+    lines.append(f"{'Grain MapDataset over a list of the examples':46s} {ceiling:9,.0f}"
+                 f"{'':10s} qmnist at {statistics.median(grain_map) / ceiling:.0%} of it")
+    for key, memory in result["memory"].items():
+        lines.append(f"qmnist source, {key} ({memory['rows']:,} rows): holds "
+                     f"{memory['held_mib']:.0f} MiB once loaded, in {memory['load_seconds']:.2f} s"
+                     f" (process peak {memory['peak_rss_mib']:.0f} MiB)")
+    for dataset in ("qmnist", "fashion_mnist"):
+        peaks = [p for r in runs[f"loader_{dataset}"] for p in r["worker_peak_rss_mib"]]
+        mains = [r["main_peak_rss_mib"] for r in runs[f"loader_{dataset}"]]
+        if peaks:
+            lines.append(f"DataLoader {dataset}: worker peak RSS {min(peaks):.0f}-{max(peaks):.0f}"
+                         f" MiB, main process peak {statistics.median(mains):.0f} MiB")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "qmnist_tfds_bench")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reads", type=int, default=20_000, help="random src[i] reads")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        call = CHILDREN[kind]
+        typed = [int(a) if a.isdigit() else Path(a) if os.sep in a else a for a in rest]
+        print(json.dumps(call(*typed)))
+        return
+    if not (speed.FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
+        sys.exit(f"{speed.FASHION_DIR} is missing: apt-get install -y dataset-fashion-mnist")
+    qmnist_dir, fashion_dir = prepare(args.work_dir)
+    host = speed.machine()
+    load_before = os.getloadavg()
+    result = measure(qmnist_dir, fashion_dir, args.rounds, args.reads)
+    load_after = os.getloadavg()
+    result.update(machine=host, load_average=[load_before[0], load_after[0]],
+                  rounds=args.rounds, reads=args.reads)
+    print(f"\n{host['cpu']}, {host['cores']} cores, load average {load_before[0]:.2f} before, "
+          f"{load_after[0]:.2f} after; {args.rounds} rounds, fresh process per measure\n")
+    print(report(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

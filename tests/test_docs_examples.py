@@ -69,20 +69,6 @@ def test_data_source_reads_decoded_examples(array_record_build):
         labels[0, 5], labels[len(parts[0]), 5], labels[len(parts[0]) + len(parts[1]), 5]]
 
 
-def test_grain_loader_yields_shuffled_batches(array_record_build):
-    grain_loader = pytest.importorskip("grain_loader", reason="needs grain: pip install '.[grain]'")
-    batches = list(grain_loader.shuffled_batches("test", batch_size=512, seed=1,
-                                                 data_dir=os.fspath(array_record_build)))
-    labels = idx.read_idx(DUMMY_DATA / downloads.FILES["test_labels"])
-    order = np.concatenate([b["nist_index"] for b in batches])
-    assert batches[0]["image"].shape == (512, 28, 28, 1)
-    assert sorted(order.tolist()) == sorted(labels[:, 5].tolist())  # each example once
-    assert not np.array_equal(order, labels[:, 5])  # shuffled
-    again = np.concatenate([b["nist_index"] for b in grain_loader.shuffled_batches(
-        "test", batch_size=512, seed=1, data_dir=os.fspath(array_record_build))])
-    np.testing.assert_array_equal(order, again)  # and reproducible
-
-
 def _readme_snippets() -> list[tuple[str, str]]:
     """(marker, code) of every python block in the README; marker is the snippet comment."""
     text = (REPO_ROOT / "README.md").read_text()

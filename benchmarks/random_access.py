@@ -18,11 +18,13 @@ Measures, on `train` (60,000 rows):
 - one epoch of `grain.MapDataset.source(src).seed(0).shuffle().batch(128)`;
 - one epoch of `grain.DataLoader` with a shuffled `IndexSampler`, 2 worker
   processes, batches of 128;
-- Grain's own limit: the MapDataset pipeline over a plain list of the same
-  examples (decoded beforehand, outside the clock);
+- Grain's own limits: the MapDataset pipeline over a plain list of the same
+  examples (decoded beforehand, outside the clock), and the DataLoader over a
+  source that returns a copy of one example;
 - the memory a qmnist source holds once loaded (RSS after its first read
   minus before), for `train` and for `nist` (402,953 rows), and the peak RSS
-  of the DataLoader's worker processes.
+  of the DataLoader's worker processes;
+- the disk each config's shards take in each format.
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ def child_ceiling(data_dir: Path) -> dict:
     return {"seconds": time.perf_counter() - start, "records": records}
 
 
+class ConstantSource:
+    """Grain's DataLoader limit: a source that returns one example, copied, for any index."""
+
+    def __init__(self, example: dict, length: int):
+        self.example, self.length = example, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        return {key: getattr(value, "copy", lambda v=value: v)()
+                for key, value in self.example.items()}
+
+
 def child_loader(dataset: str, data_dir: Path) -> dict:
     import grain
     import psutil
@@ -98,7 +114,11 @@ def child_loader(dataset: str, data_dir: Path) -> dict:
 
     flags.FLAGS.mark_as_parsed()  # Grain's workers read absl flags
     start = time.perf_counter()
-    source = _open(dataset, data_dir)
+    if dataset == "constant":  # outside the clock: one example of qmnist's
+        source = ConstantSource(_open("qmnist", data_dir)[0], TRAIN)
+        start = time.perf_counter()
+    else:
+        source = _open(dataset, data_dir)
     loader = grain.DataLoader(
         data_source=source,
         sampler=grain.samplers.IndexSampler(len(source), shuffle=True, seed=0, num_epochs=1),
@@ -184,9 +204,20 @@ def measure(qmnist_dir: Path, fashion_dir: Path, rounds: int, reads: int) -> dic
             run(f"grain_map_{dataset}", "grain_map", dataset, data_dir)
             run(f"loader_{dataset}", "loader", dataset, data_dir)
         run("ceiling", "ceiling", qmnist_dir)
+        run("loader_ceiling", "loader", "constant", qmnist_dir)
     memory = {f"{config}/{split}": _run_child("memory", config, split, qmnist_dir)
               for config, split in (("qmnist", "train"), ("nist", "nist"))}
-    return {"runs": runs, "memory": memory}
+    return {"runs": runs, "memory": memory, "disk_mb": disk_mb(qmnist_dir)}
+
+
+def disk_mb(qmnist_dir: Path) -> dict[str, dict[str, float]]:
+    """MB (10**6 bytes) of each config's shards, by file format."""
+    sizes = {}
+    for config in ("qmnist", "nist"):
+        folder = next((qmnist_dir / "qmnist" / config).glob("*/"))
+        sizes[config] = {kind: sum(p.stat().st_size for p in folder.glob(f"*.{kind}-*")) / 1e6
+                         for kind in ("tfrecord", "array_record")}
+    return sizes
 
 
 def _rate(run: dict) -> float:
@@ -210,10 +241,17 @@ def report(result: dict) -> str:
     grain_map = [_rate(r) for r in runs["grain_map_qmnist"]]
     lines.append(f"{'Grain MapDataset over a list of the examples':46s} {ceiling:9,.0f}"
                  f"{'':10s} qmnist at {statistics.median(grain_map) / ceiling:.0%} of it")
+    loader_ceiling = statistics.median(map(_rate, runs["loader_ceiling"]))
+    loader = [_rate(r) for r in runs["loader_qmnist"]]
+    lines.append(f"{'Grain DataLoader over a constant example':46s} {loader_ceiling:9,.0f}"
+                 f"{'':10s} qmnist at {statistics.median(loader) / loader_ceiling:.0%} of it")
     for key, memory in result["memory"].items():
         lines.append(f"qmnist source, {key} ({memory['rows']:,} rows): holds "
                      f"{memory['held_mib']:.0f} MiB once loaded, in {memory['load_seconds']:.2f} s"
                      f" (process peak {memory['peak_rss_mib']:.0f} MiB)")
+    for config, sizes in result["disk_mb"].items():
+        lines.append(f"disk, qmnist/{config}: {sizes['tfrecord']:.0f} MB of TFRecord shards, "
+                     f"{sizes['array_record']:.0f} MB of array_record copies")
     for dataset in ("qmnist", "fashion_mnist"):
         peaks = [p for r in runs[f"loader_{dataset}"] for p in r["worker_peak_rss_mib"]]
         mains = [r["main_peak_rss_mib"] for r in runs[f"loader_{dataset}"]]

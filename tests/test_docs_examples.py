@@ -49,8 +49,8 @@ def test_jax_batches_cover_the_split_once_an_epoch(dummy_build):
     assert first != second and labels.tolist() not in (first, second)
 
 
-def test_data_source_reads_decoded_examples(array_record_build):
-    source = tfds.data_source("qmnist", split="test", data_dir=os.fspath(array_record_build))
+def test_data_source_reads_decoded_examples(dummy_build):
+    source = tfds.data_source("qmnist", split="test", data_dir=os.fspath(dummy_build))
     labels = idx.read_idx(DUMMY_DATA / downloads.FILES["test_labels"])
     images = idx.read_idx(DUMMY_DATA / downloads.FILES["test_images"])
     assert len(source) == len(labels)
@@ -60,7 +60,7 @@ def test_data_source_reads_decoded_examples(array_record_build):
         assert example["label"] == labels[i, 0]
         assert example["writer_id"] == labels[i, 2]
     # Multi-host blocks of a data source are contiguous and cover the split once.
-    parts = [tfds.data_source("qmnist", data_dir=os.fspath(array_record_build),
+    parts = [tfds.data_source("qmnist", data_dir=os.fspath(dummy_build),
                               split=tfds.split_for_jax_process("test", process_index=i,
                                                                process_count=3))
              for i in range(3)]
@@ -69,21 +69,25 @@ def test_data_source_reads_decoded_examples(array_record_build):
         labels[0, 5], labels[len(parts[0]), 5], labels[len(parts[0]) + len(parts[1]), 5]]
 
 
-def _readme_snippets() -> list[tuple[str, str]]:
-    """(marker, code) of every python block in the README; marker is the snippet comment."""
-    text = (REPO_ROOT / "README.md").read_text()
+DOCUMENTS = [REPO_ROOT / "README.md", REPO_ROOT / "CONTRIBUTING.md",
+             *sorted((REPO_ROOT / "docs").glob("*.md"))]
+
+
+def _snippets() -> list[tuple[str, str]]:
+    """(where, code) of every python block of the README and the docs."""
     found = []
-    for match in re.finditer(r"(<!-- snippet: (\w+) -->\n)?```python\n(.*?)```", text, re.S):
-        found.append((match.group(2) or "tfrecord", match.group(3)))
+    for document in DOCUMENTS:
+        text = document.read_text()
+        for number, match in enumerate(re.finditer(r"```python\n(.*?)```", text, re.S)):
+            found.append((f"{document.relative_to(REPO_ROOT)}#{number}", match.group(1)))
     return found
 
 
-@pytest.mark.parametrize("number", range(len(_readme_snippets())))
-def test_readme_snippet_runs_as_written(dummy_build, array_record_build, number, tmp_path):
-    """Each README block, unchanged, against dummy data put where TFDS looks by default."""
-    marker, code = _readme_snippets()[number]
-    data_dir = array_record_build if marker == "array_record" else dummy_build
-    env = dict(os.environ, TFDS_DATA_DIR=os.fspath(data_dir))
+@pytest.mark.parametrize(("where", "code"), _snippets(), ids=[w for w, _ in _snippets()])
+def test_snippet_runs_as_written(dummy_build, where, code, tmp_path):
+    """Each python block, unchanged, against the default build of the dummy data put
+    where TFDS looks by default."""
+    env = dict(os.environ, TFDS_DATA_DIR=os.fspath(dummy_build))
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"{code}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"{where}:\n{code}\n{result.stderr[-3000:]}"

@@ -140,3 +140,21 @@ def test_a_dataset_without_the_copy_says_how_to_add_it(tmp_path):
     for i in (0, 5_000, 10_009):
         np.testing.assert_array_equal(source[i]["image"], stream["image"][i])
         assert source[i]["nist_index"] == stream["nist_index"][i]
+
+
+def test_data_source_without_a_data_dir_reads_the_copy(dummy_build, monkeypatch):
+    """`tfds.data_source` asks for array_record files where no data_dir is given, as
+    Grain's documentation calls it: the default build serves it from its copy."""
+    monkeypatch.setattr(tfds.core.constants, "DATA_DIR", os.fspath(dummy_build))
+    source = tfds.data_source("qmnist", split="test50k")
+    assert len(source) == 10 and source[9]["image"].shape == (28, 28, 1)
+    builder = tfds.builder("qmnist", file_format="array_record")
+    assert builder.info.file_format == tfds.core.FileFormat.TFRECORD  # tfds.load still works
+    assert len(list(builder.as_dataset(split="test50k"))) == 10
+    # A format the prepared dataset does not hold is refused, as TFDS refuses it.
+    with pytest.raises(ValueError, match="File format is already set"):
+        tfds.builder("qmnist", file_format="parquet")
+    # Where nothing is prepared, the format asked for is the one built.
+    fresh = tfds.builder("qmnist", data_dir=os.fspath(dummy_build / "none"),
+                         file_format="array_record")
+    assert fresh.info.file_format == tfds.core.FileFormat.ARRAY_RECORD

@@ -129,7 +129,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     DEFAULT_BUILDER_CONFIG_NAME = "qmnist"
 
     def __init__(self, *, mirror_url: str | None = None, array_record_copy: bool = True,
-                 data_source_in_memory: bool = True, **kwargs):
+                 data_source_in_memory: bool = True,
+                 file_format: str | tfds.core.FileFormat | None = None, **kwargs):
         """`mirror_url` (or $QMNIST_TFDS_MIRROR): a folder URL serving the upstream
         files under their names, verified against the same checksums.
 
@@ -143,10 +144,29 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         self._array_record_copy = array_record_copy
         self._data_source_in_memory = data_source_in_memory
         with _no_tfds_bucket_lookup():
-            super().__init__(**kwargs)
+            super().__init__(**kwargs)  # the prepared dataset's format, else TFRecord
         if not self.info.initialized:  # nothing prepared in data_dir to restore info from
             self._set_prebuilt_info()
         self._restore_alternative_file_formats()
+        self._ask_file_format(file_format)
+
+    def _ask_file_format(self, file_format: str | tfds.core.FileFormat | None) -> None:
+        """Sets the format to build in, or to read a prepared dataset in.
+
+        A prepared dataset that holds the format asked for among its
+        alternatives keeps its main format: `tfds.data_source`, which asks
+        for array_record where no data_dir is given, reads that alternative
+        from the same build, and `as_dataset` the main format. Anything else
+        is TFDS's own behaviour (a prepared dataset in another format only
+        is refused).
+        """
+        if file_format is None:
+            return
+        file_format = tfds.core.FileFormat.from_value(file_format)
+        prepared = self.info.initialized
+        if prepared and file_format in self.info.available_file_formats():
+            return
+        self.info.set_file_format(file_format, override=not prepared)
 
     def _restore_alternative_file_formats(self) -> None:
         """Makes `info.available_file_formats()` include the formats that the

@@ -143,6 +143,8 @@ def child_memory(config: str, split: str, data_dir: Path) -> dict:
     """
     import tensorflow_datasets as tfds
 
+    import qmnist_tfds  # noqa: F401
+
     tfds.data_source(f"qmnist/{config}", split=split, data_dir=os.fspath(data_dir),
                      builder_kwargs={"data_source_in_memory": False})[0]
     source = _open(f"qmnist/{config}", data_dir, split)

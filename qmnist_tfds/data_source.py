@@ -135,20 +135,24 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         own = np.zeros(count, dtype=bool)
         for start in range(0, count, _BLOCK):
             rows = slice(start, min(start + _BLOCK, count))
-            parsed = records.parse_scalar_examples(
-                self.data_source.__getitems__(range(rows.start, rows.stop)), kinds)
-            ints[rows] = np.stack([parsed.ints[name] for name in self._int_keys], axis=1)
-            served = parsed.parsed
-            for column, name in enumerate(self._int_keys):
-                if self._int_kinds[name] == np.int32:  # TFDS casts, and fails out of range
-                    values = ints[rows, column]
-                    served &= (values >= _INT32.min) & (values <= _INT32.max)
-            starts, ends = parsed.spans["image"]
-            pixels, laid_out = png.own_pixels_at(parsed.blob, starts, ends - starts,
-                                                 *self._image_size)
-            images[rows, ..., 0] = pixels
-            own[rows] = served & laid_out
+            raw = self.data_source.__getitems__(range(rows.start, rows.stop))
+            self._decode_block(raw, kinds, images[rows], ints[rows], own[rows])
         return _Split(images, ints, memoryview(own.view(np.uint8)))
+
+    def _decode_block(self, raw: list[bytes], kinds: dict[str, str], images: np.ndarray,
+                      ints: np.ndarray, own: np.ndarray) -> None:
+        """Decodes consecutive records into views of the split's arrays."""
+        parsed = records.parse_scalar_examples(raw, kinds)
+        ints[:] = np.stack([parsed.ints[name] for name in self._int_keys], axis=1)
+        served = parsed.parsed
+        for column, name in enumerate(self._int_keys):
+            if self._int_kinds[name] == np.int32:  # TFDS casts, and fails out of range
+                served &= (ints[:, column] >= _INT32.min) & (ints[:, column] <= _INT32.max)
+        starts, ends = parsed.spans["image"]
+        pixels, laid_out = png.own_pixels_at(parsed.blob, starts, ends - starts,
+                                             *self._image_size)
+        images[..., 0] = pixels
+        own[:] = served & laid_out
 
     def _example(self, split: _Split, index: int) -> dict[str, Any]:
         if not split.own[index]:

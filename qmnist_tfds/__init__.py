@@ -9,4 +9,4 @@ from qmnist_tfds.idx import IdxFormatError
 from qmnist_tfds.qmnist.qmnist_dataset_builder import Builder as QMNIST
 
 __all__ = ["QMNIST", "IdxFormatError", "load_arrays"]
-__version__ = "1.0.0"
+__version__ = "1.1.0"

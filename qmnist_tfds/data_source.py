@@ -4,16 +4,16 @@ TFDS's `ArrayRecordDataSource` reads and deserializes one record per
 `source[i]`: an array_record read, a protobuf object, each feature's Python
 decoder and a PIL decode, about 450 us for a QMNIST record. `InMemoryDataSource`
 gives the same examples from memory: on its first access in a process it reads
-the whole split's records in large batches, parses them all at once with
-numpy (`records.parse_scalar_examples`) and keeps the records and the
-parsed integers; `source[i]` then inflates one PNG with zlib and builds the
-dict, a few microseconds.
+the split's records 8,192 at a time, parses them with numpy
+(`records.parse_scalar_examples`), inflates their PNGs with zlib
+(`png.own_pixels_at`) and keeps the pixels and the integers in two arrays;
+`source[i]` then copies one image and builds the dict, a few microseconds.
 
-It holds the split's serialized records (about 500 bytes each: 31 MB for
-`train`, 205 MB for `nist`) plus 7 integers a record, in every process that
-reads from it: each Grain worker loads its own copy on its first read, and a
-pickled source carries none of it. `builder_kwargs={"data_source_in_memory":
-False}` gives TFDS's own source instead, which holds nothing.
+It holds 840 bytes a record (784 of pixels, 7 integers): about 50 MB for
+`train` and 340 MB for `nist`, in every process that reads from it. Each
+Grain worker loads its own copy on its first read; a pickled source carries
+none of it. `builder_kwargs={"data_source_in_memory": False}` gives TFDS's
+own source instead, which holds nothing.
 
 Records this module cannot parse or whose PNG is not in the layout
 `qmnist_tfds.png` writes (none in a build of this package) are served by
@@ -60,7 +60,7 @@ def _int_kinds(features) -> dict[str, np.dtype] | None:
     return kinds
 
 
-def serves_fast(features) -> bool:
+def _serves_fast(features) -> bool:
     """Whether `features` are those this module decodes: a (H, W, 1) uint8 PNG
     `image` and integer scalars, each stored as one value."""
     if "image" not in features.get_tensor_info() or _int_kinds(features) is None:
@@ -76,7 +76,7 @@ def _served_from_memory(source: array_record.ArrayRecordDataSource) -> bool:
     """Whether `source` reads what this module serves: every feature decoded, as is."""
     return (source.decoders is None
             and source.deserialize_method == decode.DeserializeMethod.DESERIALIZE_AND_DECODE
-            and serves_fast(source.dataset_info.features))
+            and _serves_fast(source.dataset_info.features))
 
 
 @dataclasses.dataclass(repr=False)

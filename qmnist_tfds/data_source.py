@@ -23,13 +23,15 @@ TFDS's own path, record by record, with its results and its errors.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, SupportsIndex
 
 import numpy as np
+from array_record.python import array_record_module
 from tensorflow_datasets.core import decode
-from tensorflow_datasets.core.data_sources import array_record
+from tensorflow_datasets.core.data_sources import array_record, base
 
 from qmnist_tfds import png, records
 
@@ -92,6 +94,10 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
     def __post_init__(self):
         super().__post_init__()
         self._length = len(self.data_source)
+        # The files as they are now: `as_data_source` then sets the shared info
+        # back to the dataset's main format.
+        self._files = [(os.fspath(i.filename), i.skip, i.skip + i.take)
+                       for i in base.file_instructions(self.dataset_info, self.split)]
         self._lock = threading.Lock()
         self._split: _Split | None = None
         features = self.dataset_info.features
@@ -133,11 +139,25 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         images = np.zeros((count, *self._image_size, 1), dtype=np.uint8)
         ints = np.zeros((count, len(self._int_keys)), dtype=np.int64)
         own = np.zeros(count, dtype=bool)
-        for start in range(0, count, _BLOCK):
-            rows = slice(start, min(start + _BLOCK, count))
-            raw = self.data_source.__getitems__(range(rows.start, rows.stop))
+        row = 0
+        for raw in self._record_blocks():
+            rows = slice(row, row + len(raw))
             self._decode_block(raw, kinds, images[rows], ints[rows], own[rows])
+            row = rows.stop
+        if row != count:
+            raise ValueError(f"{self!r}: read {row} records, expected {count}")
         return _Split(images, ints, memoryview(own.view(np.uint8)))
+
+    def _record_blocks(self) -> Iterator[list[bytes]]:
+        """The split's serialized records in order, up to `_BLOCK` at a time, read
+        file by file in ranges (array_record reads ahead within a file)."""
+        for filename, start, stop in self._files:
+            reader = array_record_module.ArrayRecordReader(filename)
+            try:
+                for first in range(start, stop, _BLOCK):
+                    yield reader.read(first, min(first + _BLOCK, stop))
+            finally:
+                reader.close()
 
     def _decode_block(self, raw: list[bytes], kinds: dict[str, str], images: np.ndarray,
                       ints: np.ndarray, own: np.ndarray) -> None:

@@ -20,6 +20,11 @@ The requirements depend on the environment being installed into:
 - For the same reason numpy stays within its installed major version: with
   numpy 1.26 under TensorFlow 2.21, pip otherwise moves it to 2.x for the
   newest pandas (under mlcroissant), jax and ml-dtypes, which need numpy 2.
+- The `tfds` command of TFDS 4.9 imports `apache_beam` and `mlcroissant` at
+  start-up but declares neither. It needs TensorFlow too, so both come with the
+  `tensorflow` extra (setup.cfg), and here only where a TensorFlow
+  distribution is installed: an install without TensorFlow (array_record
+  builds, `tfds.data_source`, Grain) goes without them.
 
 pip runs this script in an isolated build environment, which hides that
 environment's packages from `sys.path`; they are found through the
@@ -35,6 +40,8 @@ from setuptools import setup
 TFDS_RELEASES = "tensorflow-datasets>=4.9.7,<4.10"
 TFDS_NIGHTLY = "tfds-nightly"
 NUMPY = "numpy>=1.26"
+# What the `tfds` command imports at start-up without declaring it (TFDS 4.9).
+TFDS_COMMAND = ["apache-beam", "mlcroissant"]
 TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel",
                             "tensorflow-macos", "tf-nightly", "tf-nightly-cpu")
 
@@ -59,8 +66,9 @@ def stack_requirements() -> list[str]:
     numpy = NUMPY
     if "numpy" in installed:
         numpy += f",<{int(installed['numpy'].split('.')[0]) + 1}"
-    return [tfds, numpy] + [same_minor(name, installed[name])
-                            for name in TENSORFLOW_DISTRIBUTIONS if name in installed]
+    tensorflow = [same_minor(name, installed[name])
+                  for name in TENSORFLOW_DISTRIBUTIONS if name in installed]
+    return [tfds, numpy, *tensorflow, *(TFDS_COMMAND if tensorflow else [])]
 
 
 setup(
@@ -72,9 +80,6 @@ setup(
         # With protobuf 5 (TensorFlow 2.18, 2.19), tensorflow-metadata 1.21's
         # generated code fails at import although its metadata allows it.
         "tensorflow-metadata<1.21",
-        # The `tfds` command of TFDS 4.9 imports both at start-up but declares neither.
-        "apache-beam",
-        "mlcroissant",
         # Needed by TFDS's download_and_prepare, not declared by it.
         "importlib_resources",
     ],

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from unittest import mock
 
+import filelock
 import pytest
 import tensorflow_datasets as tfds
 from etils import epath
@@ -103,19 +104,44 @@ def build(config: str, data_dir: os.PathLike | str, files_dir: os.PathLike | str
     return builder
 
 
+def shared_build(tmp_path_factory, name: str, make) -> pathlib.Path:
+    """A data_dir that `make(data_dir)` fills once per test run, for tests that only read it.
+
+    Under pytest-xdist every worker runs the session fixtures; the first one to
+    get here builds into the run's own temporary folder (shared by its workers,
+    new for each run) while the others wait on a file lock, then all read the
+    same build. Without xdist it is an ordinary session-scoped folder.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        data_dir = tmp_path_factory.mktemp(name)
+        make(data_dir)
+        return data_dir
+    run_dir = tmp_path_factory.getbasetemp().parent
+    data_dir, done = run_dir / name, run_dir / f"{name}.done"
+    with filelock.FileLock(run_dir / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(data_dir, ignore_errors=True)  # a worker's failed attempt
+            data_dir.mkdir()
+            make(data_dir)
+            done.touch()
+    return data_dir
+
+
 @pytest.fixture(scope="session")
 def dummy_build(tmp_path_factory) -> pathlib.Path:
     """A data_dir holding both configs built from the dummy data."""
-    data_dir = tmp_path_factory.mktemp("dummy_build")
-    for config in ("qmnist", "nist"):
-        build(config, data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv")
-    return data_dir
+    def make(data_dir):
+        for config in ("qmnist", "nist"):
+            build(config, data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv")
+
+    return shared_build(tmp_path_factory, "dummy_build", make)
 
 
 @pytest.fixture(scope="session")
 def array_record_build(tmp_path_factory) -> pathlib.Path:
     """A data_dir holding the `qmnist` config built from the dummy data as array_record."""
-    data_dir = tmp_path_factory.mktemp("array_record")
-    build("qmnist", data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
-          file_format="array_record")
-    return data_dir
+    def make(data_dir):
+        build("qmnist", data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
+              file_format="array_record")
+
+    return shared_build(tmp_path_factory, "array_record", make)

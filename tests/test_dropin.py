@@ -20,14 +20,17 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, idx, synthetic
-from tests.conftest import DUMMY_DATA, REPO_ROOT, build
+from tests.conftest import DUMMY_DATA, REPO_ROOT, build, shared_build
 
 SPLITS = {"qmnist": ["train", "test", "test10k", "test50k"], "nist": ["nist"]}
 CASES = [(config, split) for config, names in SPLITS.items() for split in names]
 
 
 def _nist_index(ds) -> list[int]:
-    return [int(example["nist_index"]) for example in tfds.as_numpy(ds)]
+    """The examples' nist_index in the order `ds` yields them (batched only to cross to numpy
+    faster; batching keeps the order)."""
+    batches = [batch["nist_index"] for batch in tfds.as_numpy(ds.batch(4096))]
+    return np.concatenate(batches).tolist() if batches else []
 
 
 def _ordered(data_dir, config, split) -> list[int]:
@@ -313,24 +316,26 @@ def test_a_build_without_fcntl(tmp_path):
 @pytest.fixture(scope="module")
 def nist_in_real_order(upstream_dir, tmp_path_factory):
     """The nist config built from the real label file (blank images): the real NIST order."""
-    files = tmp_path_factory.mktemp("nist_real_labels")
-    labels_name, images_name = downloads.FILES["nist_labels"], downloads.FILES["nist_images"]
-    shutil.copy(upstream_dir / labels_name, files)
-    rows = len(idx.read_extended_labels(files / labels_name))
-    chunk = np.zeros((16_384, 28, 28), dtype=np.uint8)
-    idx.write_idx(files / images_name,
-                  (chunk[:min(len(chunk), rows - done)] for done in range(0, rows, len(chunk))),
-                  count=rows)
-    (files / "checksums.tsv").write_text(synthetic.checksums_tsv(files, [labels_name,
-                                                                        images_name]))
-    data_dir = tmp_path_factory.mktemp("nist_real_order")
-    build("nist", data_dir, files, files / "checksums.tsv")
-    return data_dir
+    def make(data_dir):
+        files = tmp_path_factory.mktemp("nist_real_labels")
+        labels_name, images_name = downloads.FILES["nist_labels"], downloads.FILES["nist_images"]
+        shutil.copy(upstream_dir / labels_name, files)
+        rows = len(idx.read_extended_labels(files / labels_name))
+        chunk = np.zeros((16_384, 28, 28), dtype=np.uint8)
+        idx.write_idx(files / images_name,
+                      (chunk[:min(len(chunk), rows - done)]
+                       for done in range(0, rows, len(chunk))),
+                      count=rows)
+        (files / "checksums.tsv").write_text(synthetic.checksums_tsv(files, [labels_name,
+                                                                            images_name]))
+        build("nist", data_dir, files, files / "checksums.tsv")
+
+    return shared_build(tmp_path_factory, "nist_real_order", make)
 
 
 def _series_gap(ds, series: np.ndarray) -> float:
     """Largest gap, in percentage points, between the HSF-series mix of `ds` and `series`'s."""
-    seen = np.array([int(example["hsf_series"]) for example in tfds.as_numpy(ds)])
+    seen = np.concatenate([batch["hsf_series"] for batch in tfds.as_numpy(ds.batch(4096))])
     return max(abs(np.mean(seen == s) - np.mean(series == s)) * 100 for s in np.unique(series))
 
 

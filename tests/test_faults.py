@@ -16,6 +16,9 @@ from tests.test_cli import _tfds_build, _tfds_command
 
 NIST_ROWS = 60_000  # several seconds of writing: long enough to be killed midway
 
+# Under pytest-xdist both tests run on one worker, which builds the fixtures once.
+pytestmark = pytest.mark.xdist_group("faults")
+
 
 @pytest.fixture(scope="module")
 def nist_files(tmp_path_factory):

@@ -1,12 +1,17 @@
-"""Packaging: the checksums in checksums/ are the ones every kind of install uses."""
+"""Packaging: the checksums in checksums/ are the ones every kind of install uses;
+the requirements setup.py computes for the environment it installs into."""
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
+import runpy
 import subprocess
 import sys
 import zipfile
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 
@@ -88,3 +93,32 @@ def test_dummy_data_is_what_the_generator_writes(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == committed
     for name in committed:
         assert (tmp_path / name).read_bytes() == (synthetic.DUMMY_DATA_DIR / name).read_bytes()
+
+
+def _computed_requirements(installed: dict[str, str]) -> list[str]:
+    """setup.py's install_requires in an environment holding `installed` (name: version)."""
+    dists = [SimpleNamespace(metadata={"Name": name}, version=version)
+             for name, version in installed.items()]
+    captured = {}
+    with mock.patch("setuptools.setup", lambda **kwargs: captured.update(kwargs)), \
+            mock.patch("importlib.metadata.distributions", lambda path: dists):
+        runpy.run_path(os.fspath(REPO_ROOT / "setup.py"))
+    return captured["install_requires"]
+
+
+def test_the_tfds_commands_imports_come_only_where_tensorflow_is_installed():
+    """apache-beam and mlcroissant, which `tfds` imports undeclared, need TensorFlow's presence."""
+    without_tf = _computed_requirements({"numpy": "2.1.0", "pip": "25.0"})
+    assert not {"apache-beam", "mlcroissant"} & set(without_tf)
+    assert "tensorflow-datasets>=4.9.7,<4.10" in without_tf
+    assert "numpy>=1.26,<3" in without_tf
+    assert not any(r.startswith(("tensorflow>", "tensorflow-cpu")) for r in without_tf)
+    with_tf = _computed_requirements({"tensorflow-cpu": "2.19.1", "tfds-nightly": "4.9.9.dev1",
+                                      "numpy": "1.26.4"})
+    assert set(with_tf) - set(without_tf) == {"apache-beam", "mlcroissant", "tfds-nightly",
+                                              "numpy>=1.26,<2", "tensorflow-cpu>=2.19.1,<2.20"}
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO_ROOT / "setup.cfg")
+    extra = cfg["options.extras_require"]["tensorflow"].split()
+    assert {"apache-beam", "mlcroissant"} <= set(extra)
+    assert any(r.startswith("tensorflow>=") for r in extra)

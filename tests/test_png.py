@@ -61,10 +61,14 @@ def test_own_pixels_decodes_own_layout_and_leaves_out_the_rest(images):
     corrupt[len(corrupt) // 2] ^= 0xFF  # inside the zlib stream
     sub_filtered = png._png_prefix(28, 28) + png._chunk(
         b"IDAT", zlib.compress(np.insert(images[3], 0, 1, axis=1).tobytes())) + png._IEND
+    bad_crc = bytearray(ours[7])
+    bad_crc[-13] ^= 0x01  # the IDAT's CRC, just before the 12-byte IEND chunk
+    with pytest.raises(tf.errors.InvalidArgumentError):  # as tfds.load's decoder refuses it
+        tf.io.decode_png(bytes(bad_crc))
     mixed = [*ours, by_tf, buffer.getvalue(), bytes(corrupt), sub_filtered, b"", ours[5][:30],
-             ours[6][:-1]]
+             ours[6][:-1], bytes(bad_crc)]
     pixels, own = png.own_pixels(mixed, 28, 28)
-    assert own.tolist() == [True] * 40 + [False] * 7
+    assert own.tolist() == [True] * 40 + [False] * 8
     np.testing.assert_array_equal(pixels[:40], images[:40])
     assert not pixels[40:].any()
 

@@ -365,6 +365,15 @@ def write_split(
     )
 
 
+def copy_writer(filename_template, file_format: tfds.core.FileFormat) -> tuple[Any, Any]:
+    """The `(filename_template, example_writer)` that writes the shards of
+    `filename_template` again, under the same names, in `file_format`."""
+    from tensorflow_datasets.core import writer
+
+    return (filename_template.replace(filetype_suffix=file_format.file_suffix),
+            writer.ExampleWriter(file_format))
+
+
 def copy_shards(split_info: tfds.core.SplitInfo, file_format: tfds.core.FileFormat,
                 records_of) -> None:
     """Writes the shards of `split_info` again in `file_format`, record for record.
@@ -372,11 +381,8 @@ def copy_shards(split_info: tfds.core.SplitInfo, file_format: tfds.core.FileForm
     `records_of(path)` iterates over the serialized records of one shard.
     For splits written by TFDS's own writer path, which writes one format.
     """
-    from tensorflow_datasets.core import writer
-
     template = split_info.filename_template
-    copy = template.replace(filetype_suffix=file_format.file_suffix)
-    example_writer = writer.ExampleWriter(file_format)
+    copy, example_writer = copy_writer(template, file_format)
     count = len(split_info.shard_lengths)
     for index in range(count):
         records = records_of(template.sharded_filepath(shard_index=index, num_shards=count))

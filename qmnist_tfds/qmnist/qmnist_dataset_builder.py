@@ -431,16 +431,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 filename_template=self._get_filename_template(split_name=split),
                 example_writer=self._example_writer(),
                 shard_config=download_config.get_shard_config(),
-                copies=self._copy_writers(split) if copies else (),
+                copies=[shards.copy_writer(self._get_filename_template(split_name=split),
+                                           array_record)] if copies else (),
             )
             for split, source in sources.items()
         ]
-
-    def _copy_writers(self, split: str) -> list[tuple]:
-        """The array_record copy's (filename template, example writer) for `split`."""
-        from tensorflow_datasets.core import writer
-
-        array_record = tfds.core.FileFormat.ARRAY_RECORD
-        template = self._get_filename_template(split_name=split)
-        return [(template.replace(filetype_suffix=array_record.file_suffix),
-                 writer.ExampleWriter(array_record))]

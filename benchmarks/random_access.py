@@ -120,7 +120,10 @@ class ConstantSource:
                 for key, value in self.example.items()}
 
 
-def child_loader(dataset: str, data_dir: Path) -> dict:
+def child_loader(dataset: str, data_dir: Path, read_threads: str = "default") -> dict:
+    """One DataLoader epoch. `read_threads="threads0"` passes
+    `grain.ReadOptions(num_threads=0)` (Grain's advice for data held in memory:
+    no reading threads to contend for the GIL); "default" passes no read options."""
     import grain
     import psutil
     from absl import flags
@@ -139,6 +142,8 @@ def child_loader(dataset: str, data_dir: Path) -> dict:
         sampler=grain.samplers.IndexSampler(len(source), shuffle=True, seed=0, num_epochs=1),
         operations=[grain.transforms.Batch(BATCH)],
         worker_count=WORKERS,
+        **({"read_options": grain.ReadOptions(num_threads=0)}
+           if read_threads == "threads0" else {}),
     )
     records, worker_peaks = 0, []
     for batch in loader:
@@ -219,8 +224,10 @@ def measure(qmnist_dir: Path, fashion_dir: Path, rounds: int, reads: int) -> dic
             run(f"random_{dataset}", "random", dataset, data_dir, reads)
             run(f"grain_map_{dataset}", "grain_map", dataset, data_dir)
             run(f"loader_{dataset}", "loader", dataset, data_dir)
+            run(f"loader0_{dataset}", "loader", dataset, data_dir, "threads0")
         run("ceiling", "ceiling", qmnist_dir)
         run("loader_ceiling", "loader", "constant", qmnist_dir)
+        run("loader0_ceiling", "loader", "constant", qmnist_dir, "threads0")
     memory = {f"{config}/{split}": _run_child("memory", config, split, qmnist_dir)
               for config, split in (("qmnist", "train"), ("nist", "nist"))}
     return {"runs": runs, "memory": memory, "disk_mb": disk_mb(qmnist_dir)}
@@ -246,7 +253,8 @@ def report(result: dict) -> str:
              f"{'ratio':>6s} {'range':>11s}"]
     for name, label in (("random", "src[i] at random indices"),
                         ("grain_map", "Grain MapDataset shuffle batch(128), epoch"),
-                        ("loader", f"Grain DataLoader, {WORKERS} workers, epoch")):
+                        ("loader", f"Grain DataLoader, {WORKERS} workers, epoch"),
+                        ("loader0", "  the same with ReadOptions(num_threads=0)")):
         ours, theirs = runs[f"{name}_qmnist"], runs[f"{name}_fashion_mnist"]
         ratios = [_rate(a) / _rate(b) for a, b in zip(ours, theirs, strict=True)]
         lines.append(
@@ -261,6 +269,14 @@ def report(result: dict) -> str:
     loader = [_rate(r) for r in runs["loader_qmnist"]]
     lines.append(f"{'Grain DataLoader over a constant example':46s} {loader_ceiling:9,.0f}"
                  f"{'':10s} qmnist at {statistics.median(loader) / loader_ceiling:.0%} of it")
+    loader0_ceiling = statistics.median(map(_rate, runs["loader0_ceiling"]))
+    loader0 = [_rate(r) for r in runs["loader0_qmnist"]]
+    lines.append(f"{'  the same with ReadOptions(num_threads=0)':46s} {loader0_ceiling:9,.0f}"
+                 f"{'':10s} qmnist at {statistics.median(loader0) / loader0_ceiling:.0%} of it")
+    fashion0 = statistics.median(map(_rate, runs["loader0_fashion_mnist"]))
+    fashion = statistics.median(map(_rate, runs["loader_fashion_mnist"]))
+    lines.append(f"Grain's DataLoader limit over fashion_mnist: {loader_ceiling / fashion:.2f}x "
+                 f"with no read options, {loader0_ceiling / fashion0:.2f}x with num_threads=0")
     for key, memory in result["memory"].items():
         lines.append(f"qmnist source, {key} ({memory['rows']:,} rows): holds "
                      f"{memory['held_mib']:.0f} MiB once loaded, in {memory['load_seconds']:.2f} s"

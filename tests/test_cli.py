@@ -1,4 +1,9 @@
-"""The real `tfds build` command, run as a subprocess, offline, on the dummy files."""
+"""The real `tfds build` command, in a process of its own, offline, on the dummy files.
+
+Most runs start from a process that has already imported TensorFlow
+(`tests/prewarmed.py`); the one that checks what a build writes outside its
+data_dir, HOME and TMPDIR included, runs the command from scratch.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, idx
+from tests import prewarmed
 from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR, config_files
 
 
@@ -30,8 +36,7 @@ def _tfds_command(*args: str, checksums=None) -> tuple[list[str], dict[str, str]
 
 def _tfds_build(*args: str, checksums=None, cwd=None) -> subprocess.CompletedProcess:
     command, env = _tfds_command(*args, checksums=checksums)
-    return subprocess.run(command, env=env, cwd=cwd or REPO_ROOT.parent, capture_output=True,
-                          text=True, timeout=600)
+    return prewarmed.run(command, env=env, cwd=cwd or REPO_ROOT.parent, timeout=600)
 
 
 def test_tfds_build_both_configs_offline(tmp_path):
@@ -76,10 +81,10 @@ def test_register_checksums_rewrites_the_checkouts_checksums_folder(tmp_path):
     real_before = (REPO_ROOT / "checksums" / "qmnist.tsv").read_bytes()
     env = dict(os.environ, PYTHONPATH=os.fspath(checkout))
     tfds_cli = shutil.which("tfds", path=os.path.dirname(sys.executable)) or shutil.which("tfds")
-    result = subprocess.run(
+    result = prewarmed.run(
         [tfds_cli, "build", "--imports", "qmnist_tfds", "qmnist/nist", "--register_checksums",
          "--manual_dir", os.fspath(DUMMY_DATA), "--data_dir", os.fspath(tmp_path / "data")],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        env=env, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     registered = (checkout / "checksums" / "qmnist.tsv").read_text().splitlines()
     dummy = (DUMMY_DATA / "checksums.tsv").read_text().splitlines()

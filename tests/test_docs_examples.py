@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, idx
+from tests import prewarmed
 from tests.conftest import DUMMY_DATA, REPO_ROOT
 
 sys.path.insert(0, os.fspath(REPO_ROOT / "docs" / "examples"))
@@ -88,6 +88,5 @@ def test_snippet_runs_as_written(dummy_build, where, code, tmp_path):
     """Each python block, unchanged, against the default build of the dummy data put
     where TFDS looks by default."""
     env = dict(os.environ, TFDS_DATA_DIR=os.fspath(dummy_build))
-    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = prewarmed.run([sys.executable, "-c", code], env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, f"{where}:\n{code}\n{result.stderr[-3000:]}"

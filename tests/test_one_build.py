@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -17,6 +16,7 @@ from array_record.python import array_record_module
 
 import qmnist_tfds
 from qmnist_tfds import shards
+from tests import prewarmed
 from tests.conftest import DUMMY_DATA, REPO_ROOT, build
 from tests.test_cli import _tfds_command
 
@@ -84,8 +84,8 @@ def test_every_reader_without_the_import(dummy_build):
                    source[i]["nist_index"] for i, a in enumerate(stream))
         print(len(stream), len(source), same, type(source).__name__)
     """)
-    done = subprocess.run([sys.executable, "-c", script, os.fspath(dummy_build)],
-                          capture_output=True, text=True, timeout=300, cwd=dummy_build)
+    done = prewarmed.run([sys.executable, "-c", script, os.fspath(dummy_build)], timeout=300,
+                         cwd=dummy_build)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["10", "10", "True", "ArrayRecordDataSource"]
 
@@ -130,8 +130,8 @@ def test_a_dataset_without_the_copy_says_how_to_add_it(tmp_path):
     assert command[:2] == ["tfds", "convert_format"]
     assert "tfds build --imports qmnist_tfds qmnist/qmnist" in message
     tfds_executable = _tfds_command()[0][0]
-    done = subprocess.run([tfds_executable, *command[1:], "--num_workers=1"], capture_output=True,
-                          text=True, timeout=600, cwd=REPO_ROOT.parent)
+    done = prewarmed.run([tfds_executable, *command[1:], "--num_workers=1"], timeout=600,
+                         cwd=REPO_ROOT.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     source = tfds.data_source("qmnist", split="test", data_dir=os.fspath(data_dir))
     stream = tfds.as_numpy(tfds.load("qmnist", split="test", data_dir=os.fspath(data_dir),

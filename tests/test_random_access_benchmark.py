@@ -21,9 +21,11 @@ def test_in_process_measures_read_the_split(dummy_build):
     assert memory["rows"] == 10_010 and memory["held_mib"] > 0
 
 
-@pytest.mark.parametrize("dataset", ["qmnist", "constant"])
-def test_data_loader_measure_runs_two_workers(dummy_build, dataset):
-    result = run_benchmark_child("random_access", "loader", dataset, dummy_build, timeout=300)
+@pytest.mark.parametrize(("dataset", "read_threads"),
+                         [("qmnist", "threads0"), ("constant", "default")])
+def test_data_loader_measure_runs_two_workers(dummy_build, dataset, read_threads):
+    result = run_benchmark_child("random_access", "loader", dataset, dummy_build, read_threads,
+                                 timeout=300)
     assert result["records"] == 20
     assert len(result["worker_peak_rss_mib"]) >= random_access.WORKERS
 
@@ -31,15 +33,17 @@ def test_data_loader_measure_runs_two_workers(dummy_build, dataset):
 def test_report_has_every_row(dummy_build):
     run = {"seconds": 2.0, "records": 100, "worker_peak_rss_mib": [300.0, 310.0],
            "main_peak_rss_mib": 200.0}
-    runs = {f"{kind}_{dataset}": [run, run] for kind in ("random", "grain_map", "loader")
+    runs = {f"{kind}_{dataset}": [run, run] for kind in ("random", "grain_map", "loader", "loader0")
             for dataset in ("qmnist", "fashion_mnist")}
-    runs.update(ceiling=[run, run], loader_ceiling=[run, run])
+    runs.update(ceiling=[run, run], loader_ceiling=[run, run], loader0_ceiling=[run, run])
     memory = {"rows": 10, "load_seconds": 0.5, "held_mib": 1.0, "peak_rss_mib": 300.0}
     text = random_access.report({
         "runs": runs, "memory": {"qmnist/train": memory, "nist/nist": memory},
         "disk_mb": random_access.disk_mb(dummy_build)})
-    assert len(re.findall(r"1\.00x +1\.00-1\.00x", text)) == 3
+    assert len(re.findall(r"1\.00x +1\.00-1\.00x", text)) == 4
     for phrase in ("src[i] at random indices", "DataLoader, 2 workers", "over a list",
-                   "over a constant example", "nist/nist (10 rows)", "disk, qmnist/nist",
+                   "over a constant example", "with ReadOptions(num_threads=0)",
+                   "limit over fashion_mnist: 1.00x with no read options, 1.00x with",
+                   "nist/nist (10 rows)", "disk, qmnist/nist",
                    "worker peak RSS 300-310 MiB"):
         assert phrase in text, phrase

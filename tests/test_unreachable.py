@@ -10,7 +10,6 @@ import csv
 import logging
 import os
 import socket
-import subprocess
 import threading
 import time
 
@@ -18,6 +17,7 @@ import pytest
 from tensorflow_datasets.core.download import downloader
 
 from qmnist_tfds import fail_fast
+from tests import prewarmed
 from tests.conftest import REPO_ROOT
 from tests.test_cli import _tfds_command
 
@@ -51,8 +51,7 @@ def test_tfds_build_fails_fast_with_the_message_last(tmp_path, monkeypatch, sour
     command, env = _tfds_command("qmnist/qmnist", "--data_dir", os.fspath(data_dir))
     env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr in the order a terminal shows them
     start = time.monotonic()
-    result = subprocess.run(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, timeout=300)
+    result = prewarmed.run(command, env=env, cwd=tmp_path, merge_stderr=True, timeout=300)
     elapsed = time.monotonic() - start
     output = result.stdout
     assert result.returncode != 0

@@ -19,6 +19,7 @@ from etils import epath
 
 from qmnist_tfds import downloads, synthetic
 from qmnist_tfds.qmnist import qmnist_dataset_builder
+from tests import prewarmed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTS_DIR = REPO_ROOT / "tests"
@@ -39,12 +40,21 @@ def load_benchmark(name: str):
     return module
 
 
-def run_benchmark_child(name: str, *args, timeout: float = 600) -> dict:
-    """`benchmarks/<name>.py --child ARGS` in a fresh process; the JSON it prints last."""
+def run_benchmark_child(name: str, *args, timeout: float = 600,
+                        fresh: bool = True) -> dict:
+    """`benchmarks/<name>.py --child ARGS` in a process of its own; the JSON it prints last.
+
+    `fresh=False` starts it from a process that has imported TensorFlow already
+    (`tests/prewarmed.py`): for steps that import it anyway and whose results
+    the test does not read for what the process imported or held.
+    """
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run(
-        [sys.executable, os.fspath(BENCHMARKS_DIR / f"{name}.py"), "--child", *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=timeout)
+    command = [sys.executable, os.fspath(BENCHMARKS_DIR / f"{name}.py"), "--child",
+               *map(str, args)]
+    if fresh:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    else:
+        done = prewarmed.run(command, env=env, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

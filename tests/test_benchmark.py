@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from qmnist_tfds import idx
+from tests import prewarmed
 from tests.conftest import (
     DUMMY_DATA,
     FASHION_MNIST_DIR,
@@ -26,8 +26,8 @@ SCRIPT = REPO_ROOT / "benchmarks" / "speed.py"
 FASHION_TRAIN, FASHION_TEST = 2_000, 500
 
 
-def _child(*args) -> dict:
-    return run_benchmark_child("speed", *args)
+def _child(*args, fresh: bool = True) -> dict:
+    return run_benchmark_child("speed", *args, fresh=fresh)
 
 
 def _first_rows_of_fashion_mnist(folder):
@@ -40,18 +40,26 @@ def _first_rows_of_fashion_mnist(folder):
     return folder
 
 
-def test_build_read_and_random_access_steps(tmp_path):
+@pytest.fixture
+def fashion_files(tmp_path):
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Debian's Fashion-MNIST files are not in {FASHION_MNIST_DIR} "
                     "(apt-get install -y dataset-fashion-mnist)")
-    fashion_files = _first_rows_of_fashion_mnist(tmp_path / "fashion_files")
+    return _first_rows_of_fashion_mnist(tmp_path / "fashion_files")
+
+
+def test_build_and_read_steps(tmp_path, fashion_files):
     qmnist = _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "q", "tfrecord")
     assert qmnist["examples"] == 20 + 10_010 + 10_000 + 10
     assert all(qmnist[key] > 0 for key in ("seconds", "cpu_seconds", "import_seconds",
                                            "peak_rss_mib"))
-    fashion = _child("build", "fashion_mnist", fashion_files, tmp_path / "f", "tfrecord")
+    assert qmnist["imported_tensorflow"]
+    assert 0 < _child("imports")["peak_rss_mib"] <= qmnist["peak_rss_mib"]
+    # Steps whose process-level figures (imports, peak RSS) are not read here.
+    fashion = _child("build", "fashion_mnist", fashion_files, tmp_path / "f", "tfrecord",
+                     fresh=False)
     assert fashion["examples"] == FASHION_TRAIN + FASHION_TEST
-    read = _child("read", tmp_path / "q", tmp_path / "f", 2, 32)
+    read = _child("read", tmp_path / "q", tmp_path / "f", 2, 32, fresh=False)
     assert set(read["seconds"]) == {
         "to_numpy_tfds", "to_numpy_fast", "stream_qmnist", "stream_qmnist_image_label",
         "stream_fashion_mnist", "stream_qmnist_png_undecoded",
@@ -59,16 +67,18 @@ def test_build_read_and_random_access_steps(tmp_path):
     assert all(len(rounds) == 2 and min(rounds) > 0 for rounds in read["seconds"].values())
     assert 100 < read["mean_png_bytes"]["fashion_mnist"] < 1000
     assert read["mean_png_bytes"]["qmnist"] > 0
+
+
+def test_array_record_build_and_random_access_steps(tmp_path, fashion_files):
     python_build = _child("build", "qmnist/qmnist", DUMMY_DATA, tmp_path / "a", "array_record",
                           "without-tensorflow-first")
-    assert qmnist["imported_tensorflow"] and not python_build["imported_tensorflow"]
-    assert python_build["examples"] == qmnist["examples"]
+    assert not python_build["imported_tensorflow"]
+    assert python_build["examples"] == 20 + 10_010 + 10_000 + 10
     fashion_python = _child("build", "fashion_mnist", fashion_files, tmp_path / "fa",
                             "array_record", "without-tensorflow-first")
     assert fashion_python["imported_tensorflow"]
     assert fashion_python["examples"] == FASHION_TRAIN + FASHION_TEST
     assert _child("random", tmp_path / "a", 10)["reads_per_second"] > 0
-    assert 0 < _child("imports")["peak_rss_mib"] <= qmnist["peak_rss_mib"]
 
 
 def test_same_pixel_files_hold_fashion_mnists_images():
@@ -100,8 +110,8 @@ def test_micro_benchmark_runs():
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Debian's Fashion-MNIST files are not in {FASHION_MNIST_DIR}")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, os.fspath(SCRIPT.parent / "micro.py"), "--rounds", "1"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = prewarmed.run([sys.executable, os.fspath(SCRIPT.parent / "micro.py"), "--rounds", "1"],
+                         env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert sum("us/record" in line for line in lines) == 2

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from qmnist_tfds import downloads
-from tests.conftest import DUMMY_DATA, REPO_ROOT
+from tests.conftest import DUMMY_DATA, REPO_ROOT, shared_build
 from tests.test_cli import _tfds_build
 from tests.test_data_source import read_idx_independently
 
@@ -27,12 +27,13 @@ SPLIT = "test"  # 10,010 rows of the dummy data, with distinct NIST indices
 
 @pytest.fixture(scope="module")
 def readme_build(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("readme_build")
-    result = _tfds_build("qmnist/qmnist", "--manual_dir", os.fspath(DUMMY_DATA),
-                         "--data_dir", os.fspath(data_dir),
-                         checksums=DUMMY_DATA / "checksums.tsv")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return os.fspath(data_dir)
+    def make(data_dir):
+        result = _tfds_build("qmnist/qmnist", "--manual_dir", os.fspath(DUMMY_DATA),
+                             "--data_dir", os.fspath(data_dir),
+                             checksums=DUMMY_DATA / "checksums.tsv")
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return os.fspath(shared_build(tmp_path_factory, "readme_build", make))
 
 
 @pytest.fixture(scope="module")

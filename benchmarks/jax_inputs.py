@@ -10,9 +10,7 @@ of 128 images and labels, each batch put on the default JAX device
 - `tfds.load(...).shuffle(10_000).batch(128)` through `tfds.as_numpy`, every
   feature parsed, and image and label only (`PartialDecoding`);
 - Grain over `tfds.data_source` (an array_record build): its `DataLoader`
-  with 0 and 2 worker processes and `ReadOptions(num_threads=0)` (Grain's
-  advice for a source that serves from memory, as qmnist's does), and
-  `MapDataset.source(...).shuffle().batch()`;
+  with 0 and 2 worker processes, and `MapDataset.source(...).shuffle().batch()`;
 - for comparison, Grain's `MapDataset` over the arrays `load_arrays` returns,
   one record per index as a data source gives them, and shuffled batches of
   indices gathered from the arrays at once.
@@ -169,7 +167,6 @@ def _batches(path: str, tfrecord_dir: Path, array_dir: Path, batch: int,
                 dataset = grain.DataLoader(
                     data_source=source, sampler=sampler,
                     operations=[grain.transforms.Batch(batch)],
-                    read_options=grain.ReadOptions(num_threads=0),
                     worker_count=2 if path == "grain_loader_2_workers" else 0)
         for example in dataset:
             yield example["image"], example["label"]

@@ -7,16 +7,18 @@ suite's time. Here one server process per test process imports TensorFlow once
 and forks a child per command. The child starts as a fresh interpreter would
 (its own argv, environment, working directory, `sys.path` from the command's
 PYTHONPATH, stdin from /dev/null, stdout and stderr to files) and then runs the
-program, ending through the interpreter's usual exit, so exit codes, tracebacks
-and atexit handlers are what a real process gives. The difference: TensorFlow
-(with numpy, absl and protobuf) is already in `sys.modules`, imported under the
-test process's environment. Tests whose subject is the process itself (what it
-imports, what its environment changes, being killed) use `subprocess` directly.
+program and ends as the interpreter would (exit code, traceback, non-daemon
+threads joined, atexit handlers run, output flushed). The differences:
+TensorFlow (with numpy, absl and protobuf) is already in `sys.modules`,
+imported under the test process's environment, and the interpreter's final
+teardown of every module is skipped. Tests whose subject is the process itself
+(what it imports or holds, what its environment changes) use `subprocess`.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -25,10 +27,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 _SERVER = r"""
-import importlib, io, json, os, runpy, sys, types
+import atexit, importlib, io, json, os, runpy, signal, sys, threading, types
 
 # What every child would otherwise import itself: TensorFlow, and the `tfds`
 # command's other heavy import. Where one is not installed, children import
@@ -69,17 +72,50 @@ def child(request):
         sys.argv = list(argv)
         runpy.run_path(argv[0], run_name="__main__")
 
+# Runs the command, then ends as the interpreter does (non-daemon threads
+# joined, atexit handlers run, stdout and stderr flushed), less its teardown of
+# every module: a second of CPU with TensorFlow loaded.
+def run_and_exit(request):
+    try:
+        child(request)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+        if not isinstance(stop.code, (int, type(None))):
+            print(stop.code, file=sys.stderr)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    try:
+        threading._shutdown()
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+def write_atomically(path, text):
+    with open(path + ".part", "w") as f:
+        f.write(text)
+    os.rename(path + ".part", path)
+
+# Each command gets a supervisor, forked from this server, which forks the
+# command's process, writes its pid, waits for it and writes its exit status.
+# The server never waits, so commands may run side by side.
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
 for line in sys.stdin:
     request = json.loads(line)
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        child(request)
-        sys.exit(0)  # the loop must not go on in the child
-    print(json.dumps({"pid": pid}), flush=True)
-    _, status = os.waitpid(pid, 0)
-    print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+    if os.fork() == 0:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        pid = os.fork()
+        if pid == 0:
+            run_and_exit(request)
+        write_atomically(request["pid"], str(pid))
+        _, status = os.waitpid(pid, 0)
+        write_atomically(request["status"], str(os.waitstatus_to_exitcode(status)))
+        os._exit(0)
 """
 
 _lock = threading.Lock()
@@ -90,7 +126,7 @@ def _start() -> subprocess.Popen:
     global _server
     if _server is None or _server.poll() is not None:
         _server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL,
                                    text=True, cwd=tempfile.gettempdir())
         atexit.register(_server.kill)
     return _server
@@ -113,41 +149,94 @@ def _program_argv(command: Sequence[str]) -> list[str]:
     return [script, *rest]
 
 
-def run(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd=None,
-        timeout: float | None = None, merge_stderr: bool = False,
-        check: bool = False) -> subprocess.CompletedProcess:
-    """Runs `command` (the interpreter or a Python script, such as the `tfds` command)
-    as `subprocess.run(..., capture_output=True, text=True)` would, in a child forked
-    from a process that has imported TensorFlow. With `merge_stderr`, stderr goes
-    into stdout, as `stderr=subprocess.STDOUT` would."""
+class Process:
+    """A command started by `start`: its pid, `poll`, `wait`, `kill` and `communicate`,
+    as `subprocess.Popen(..., stdout=PIPE, stderr=PIPE, text=True)` gives them."""
+
+    def __init__(self, command: Sequence[str], folder: tempfile.TemporaryDirectory,
+                 merge_stderr: bool):
+        self.args, self._folder, self._merge = list(command), folder, merge_stderr
+        self.returncode: int | None = None
+        deadline = time.monotonic() + 600
+        while not os.path.exists(self._path("pid")):
+            if time.monotonic() > deadline or _server.poll() is not None:
+                raise RuntimeError("the prewarmed server did not start the command")
+            time.sleep(0.01)
+        with open(self._path("pid")) as f:
+            self.pid = int(f.read())
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self._folder.name, name)
+
+    def poll(self) -> int | None:
+        if self.returncode is None and os.path.exists(self._path("status")):
+            with open(self._path("status")) as f:
+                self.returncode = int(f.read())
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str | None]:
+        self.wait(timeout)
+        with open(self._path("stdout"), errors="replace") as f:
+            out = f.read()
+        err = None
+        if not self._merge:
+            with open(self._path("stderr"), errors="replace") as f:
+                err = f.read()
+        self._folder.cleanup()
+        return out, err
+
+
+def start(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd=None,
+          merge_stderr: bool = False) -> Process:
+    """Starts `command` (the interpreter or a Python script, such as the `tfds` command)
+    in a process forked from one that has imported TensorFlow. With `merge_stderr`,
+    stderr goes into stdout, as `stderr=subprocess.STDOUT` would."""
     argv = _program_argv(command)
-    with _lock, tempfile.TemporaryDirectory() as folder:
-        out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
-        for path in (out, err):
-            open(path, "w").close()
+    folder = tempfile.TemporaryDirectory()
+    out, err = os.path.join(folder.name, "stdout"), os.path.join(folder.name, "stderr")
+    for path in (out, err):
+        open(path, "w").close()
+    with _lock:
         server = _start()
         server.stdin.write(json.dumps({
             "argv": argv, "env": dict(os.environ if env is None else env),
             "cwd": os.fspath(cwd or os.getcwd()), "stdout": out,
-            "stderr": None if merge_stderr else err}) + "\n")
+            "stderr": None if merge_stderr else err,
+            "pid": os.path.join(folder.name, "pid"),
+            "status": os.path.join(folder.name, "status")}) + "\n")
         server.stdin.flush()
-        reply = server.stdout.readline()
-        if not reply:
-            raise RuntimeError(f"the server process ended (exit code {server.wait()})")
-        pid = json.loads(reply)["pid"]
-        timer = threading.Timer(timeout, os.kill, (pid, signal.SIGKILL)) if timeout else None
-        if timer:
-            timer.start()
-        try:
-            returncode = json.loads(server.stdout.readline())["returncode"]
-        finally:
-            if timer:
-                timer.cancel()
-        if timer and returncode == -signal.SIGKILL:
-            raise subprocess.TimeoutExpired(list(command), timeout)
-        with open(out, errors="replace") as f_out, open(err, errors="replace") as f_err:
-            done = subprocess.CompletedProcess(list(command), returncode, f_out.read(),
-                                               None if merge_stderr else f_err.read())
+    return Process(command, folder, merge_stderr)
+
+
+def run(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd=None,
+        timeout: float | None = None, merge_stderr: bool = False,
+        check: bool = False) -> subprocess.CompletedProcess:
+    """`start(...)`, then its outputs, as `subprocess.run(..., capture_output=True,
+    text=True)` gives them; past `timeout` the process is killed."""
+    process = start(command, env=env, cwd=cwd, merge_stderr=merge_stderr)
+    try:
+        out, err = process.communicate(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    done = subprocess.CompletedProcess(process.args, process.returncode, out, err)
     if check:
         done.check_returncode()
     return done

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import load_arrays, synthetic
+from tests import prewarmed
 from tests.test_cli import _tfds_build, _tfds_command
 
 NIST_ROWS = 60_000  # several seconds of writing: long enough to be killed midway
@@ -55,10 +55,10 @@ def _fingerprint(data_dir) -> tuple[int, str]:
     return builder.info.splits["nist"].num_examples, digest.hexdigest()
 
 
-def _start(files, data_dir) -> subprocess.Popen:
+def _start(files, data_dir) -> prewarmed.Process:
+    """`tfds build` in a process of its own, started from one that has imported TensorFlow."""
     command, env = _tfds_command(*_args(files, data_dir), checksums=files / "checksums.tsv")
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return prewarmed.start(command, env=env)
 
 
 def test_killed_build_then_rerun_equals_an_uninterrupted_build(nist_files, reference, tmp_path):

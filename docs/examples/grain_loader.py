@@ -50,7 +50,8 @@ def data_loader(split: str = "train", seed: int = 0, worker_count: int = 2,
     exact cover, give each host `split=tfds.split_for_jax_process(split)`
     and no shard options. The source serves records from memory, so each
     worker reads on its own thread (`num_threads=0`, as Grain advises for
-    data in memory): 2.4 times as fast as Grain's default of 16 threads here.
+    data in memory) rather than on Grain's default 16, which only contend for
+    the GIL; `benchmarks/random_access.py` measures both.
     """
     source = tfds.data_source("qmnist", split=split, data_dir=data_dir)
     sampler = grain.samplers.IndexSampler(

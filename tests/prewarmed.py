@@ -39,8 +39,8 @@ import atexit, importlib, io, json, os, runpy, signal, sys, threading, types
 for name in ("tensorflow", "apache_beam"):
     try:
         importlib.import_module(name)
-    except ImportError:
-        pass
+    except Exception as error:  # noqa: BLE001  (a child's own import shows what is wrong)
+        print(f"not preloaded: {name}: {error!r}", file=sys.stderr, flush=True)
 
 base_path = [p for p in sys.path[1:]
              if p not in os.environ.get("PYTHONPATH", "").split(os.pathsep)]
@@ -122,14 +122,23 @@ _lock = threading.Lock()
 _server: subprocess.Popen | None = None
 
 
+# The server's own stderr, for the reason should it end.
+_server_log = tempfile.NamedTemporaryFile(prefix="prewarmed-", suffix=".log")  # noqa: SIM115
+
+
 def _start() -> subprocess.Popen:
     global _server
     if _server is None or _server.poll() is not None:
         _server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL,
-                                   text=True, cwd=tempfile.gettempdir())
+                                   stderr=_server_log, text=True, cwd=tempfile.gettempdir())
         atexit.register(_server.kill)
     return _server
+
+
+def _server_ended() -> RuntimeError:
+    with open(_server_log.name, errors="replace") as f:
+        log = f.read()[-3000:]
+    return RuntimeError(f"the prewarmed server ended (exit code {_server.poll()}):\n{log}")
 
 
 def _program_argv(command: Sequence[str]) -> list[str]:
@@ -159,8 +168,10 @@ class Process:
         self.returncode: int | None = None
         deadline = time.monotonic() + 600
         while not os.path.exists(self._path("pid")):
-            if time.monotonic() > deadline or _server.poll() is not None:
-                raise RuntimeError("the prewarmed server did not start the command")
+            if _server.poll() is not None:
+                raise _server_ended()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the prewarmed server did not start the command in 600 s")
             time.sleep(0.01)
         with open(self._path("pid")) as f:
             self.pid = int(f.read())

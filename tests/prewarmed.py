@@ -126,9 +126,21 @@ _server: subprocess.Popen | None = None
 _server_log = tempfile.NamedTemporaryFile(prefix="prewarmed-", suffix=".log")  # noqa: SIM115
 
 
+def _alive(process: subprocess.Popen) -> bool:
+    """Whether `process` runs. `Popen.poll` alone reports a child as ended when some
+    other code of this process has reaped it, or has set SIGCHLD to SIG_IGN."""
+    if process.poll() is None:
+        return True
+    try:
+        with open(f"/proc/{process.pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _start() -> subprocess.Popen:
     global _server
-    if _server is None or _server.poll() is not None:
+    if _server is None or not _alive(_server):
         _server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE,
                                    stderr=_server_log, text=True, cwd=tempfile.gettempdir())
         atexit.register(_server.kill)
@@ -138,7 +150,8 @@ def _start() -> subprocess.Popen:
 def _server_ended() -> RuntimeError:
     with open(_server_log.name, errors="replace") as f:
         log = f.read()[-3000:]
-    return RuntimeError(f"the prewarmed server ended (exit code {_server.poll()}):\n{log}")
+    return RuntimeError(f"the prewarmed server {_server.pid} ended (exit code "
+                        f"{_server.poll()}):\n{log}")
 
 
 def _program_argv(command: Sequence[str]) -> list[str]:
@@ -166,13 +179,6 @@ class Process:
                  merge_stderr: bool):
         self.args, self._folder, self._merge = list(command), folder, merge_stderr
         self.returncode: int | None = None
-        deadline = time.monotonic() + 600
-        while not os.path.exists(self._path("pid")):
-            if _server.poll() is not None:
-                raise _server_ended()
-            if time.monotonic() > deadline:
-                raise RuntimeError("the prewarmed server did not start the command in 600 s")
-            time.sleep(0.01)
         with open(self._path("pid")) as f:
             self.pid = int(f.read())
 
@@ -223,16 +229,29 @@ def start(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd=N
     out, err = os.path.join(folder.name, "stdout"), os.path.join(folder.name, "stderr")
     for path in (out, err):
         open(path, "w").close()
-    with _lock:
-        server = _start()
-        server.stdin.write(json.dumps({
-            "argv": argv, "env": dict(os.environ if env is None else env),
-            "cwd": os.fspath(cwd or os.getcwd()), "stdout": out,
-            "stderr": None if merge_stderr else err,
-            "pid": os.path.join(folder.name, "pid"),
-            "status": os.path.join(folder.name, "status")}) + "\n")
-        server.stdin.flush()
-    return Process(command, folder, merge_stderr)
+    request = json.dumps({
+        "argv": argv, "env": dict(os.environ if env is None else env),
+        "cwd": os.fspath(cwd or os.getcwd()), "stdout": out,
+        "stderr": None if merge_stderr else err, "pid": os.path.join(folder.name, "pid"),
+        "status": os.path.join(folder.name, "status")}) + "\n"
+    for attempt in range(2):  # a server that ended before starting it gets one successor
+        with _lock:
+            server = _start()
+            with contextlib.suppress(BrokenPipeError):
+                server.stdin.write(request)
+                server.stdin.flush()
+        deadline = time.monotonic() + 600
+        while not os.path.exists(os.path.join(folder.name, "pid")):
+            if not _alive(server):
+                if attempt:
+                    raise _server_ended()
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the prewarmed server did not start the command in 600 s")
+            time.sleep(0.01)
+        else:
+            return Process(command, folder, merge_stderr)
+    raise AssertionError("unreachable")
 
 
 def run(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd=None,

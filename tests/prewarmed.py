@@ -33,6 +33,10 @@ from collections.abc import Mapping, Sequence
 _SERVER = r"""
 import atexit, importlib, io, json, os, runpy, signal, sys, threading, types
 
+# `python -c` puts the working directory first on sys.path; what lies there
+# (a stray nt.py, say) must not shadow what the server imports.
+del sys.path[0]
+
 # What every child would otherwise import itself: TensorFlow, and the `tfds`
 # command's other heavy import. Where one is not installed, children import
 # what they need as usual.
@@ -42,7 +46,7 @@ for name in ("tensorflow", "apache_beam"):
     except Exception as error:  # noqa: BLE001  (a child's own import shows what is wrong)
         print(f"not preloaded: {name}: {error!r}", file=sys.stderr, flush=True)
 
-base_path = [p for p in sys.path[1:]
+base_path = [p for p in sys.path
              if p not in os.environ.get("PYTHONPATH", "").split(os.pathsep)]
 
 def child(request):

@@ -124,38 +124,25 @@ for line in sys.stdin:
 
 _lock = threading.Lock()
 _server: subprocess.Popen | None = None
-
-
-# The server's own stderr, for the reason should it end.
-_server_log = tempfile.NamedTemporaryFile(prefix="prewarmed-", suffix=".log")  # noqa: SIM115
-
-
-def _alive(process: subprocess.Popen) -> bool:
-    """Whether `process` runs. `Popen.poll` alone reports a child as ended when some
-    other code of this process has reaped it, or has set SIGCHLD to SIG_IGN."""
-    if process.poll() is None:
-        return True
-    try:
-        with open(f"/proc/{process.pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+_server_log = None  # the server's own stderr, for the reason should it end
 
 
 def _start() -> subprocess.Popen:
-    global _server
-    if _server is None or not _alive(_server):
+    global _server, _server_log
+    if _server is None or _server.poll() is not None:
+        if _server_log is None:
+            _server_log = tempfile.NamedTemporaryFile(prefix="prewarmed-", suffix=".log")  # noqa: SIM115
         _server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE,
                                    stderr=_server_log, text=True, cwd=tempfile.gettempdir())
         atexit.register(_server.kill)
     return _server
 
 
-def _server_ended() -> RuntimeError:
+def _server_ended(server: subprocess.Popen) -> RuntimeError:
     with open(_server_log.name, errors="replace") as f:
         log = f.read()[-3000:]
-    return RuntimeError(f"the prewarmed server {_server.pid} ended (exit code "
-                        f"{_server.poll()}):\n{log}")
+    return RuntimeError(f"the prewarmed server {server.pid} ended (exit code "
+                        f"{server.poll()}):\n{log}")
 
 
 def _program_argv(command: Sequence[str]) -> list[str]:
@@ -238,24 +225,21 @@ def start(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd=N
         "cwd": os.fspath(cwd or os.getcwd()), "stdout": out,
         "stderr": None if merge_stderr else err, "pid": os.path.join(folder.name, "pid"),
         "status": os.path.join(folder.name, "status")}) + "\n"
-    for attempt in range(2):  # a server that ended before starting it gets one successor
-        with _lock:
-            server = _start()
-            with contextlib.suppress(BrokenPipeError):
-                server.stdin.write(request)
-                server.stdin.flush()
-        deadline = time.monotonic() + 600
-        while not os.path.exists(os.path.join(folder.name, "pid")):
-            if not _alive(server):
-                if attempt:
-                    raise _server_ended()
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the prewarmed server did not start the command in 600 s")
-            time.sleep(0.01)
-        else:
-            return Process(command, folder, merge_stderr)
-    raise AssertionError("unreachable")
+    with _lock:
+        server = _start()
+        try:
+            server.stdin.write(request)
+            server.stdin.flush()
+        except BrokenPipeError:
+            raise _server_ended(server) from None
+    deadline = time.monotonic() + 600
+    while not os.path.exists(os.path.join(folder.name, "pid")):
+        if server.poll() is not None:
+            raise _server_ended(server)
+        if time.monotonic() > deadline:
+            raise RuntimeError("the prewarmed server did not start the command in 600 s")
+        time.sleep(0.01)
+    return Process(command, folder, merge_stderr)
 
 
 def run(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd=None,

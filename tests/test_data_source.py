@@ -51,7 +51,9 @@ def assert_same_example(ours: dict, theirs: dict) -> None:
         assert type(ours[key]) is type(value), key
         if isinstance(value, np.ndarray):
             assert (ours[key].dtype, ours[key].shape) == (value.dtype, value.shape), key
-            assert ours[key].flags.writeable == value.flags.writeable, key
+            flags = ("writeable", "owndata", "c_contiguous")
+            assert [getattr(ours[key].flags, f) for f in flags] == \
+                [getattr(value.flags, f) for f in flags], key
             np.testing.assert_array_equal(ours[key], value)
         else:
             assert ours[key] == value, key

@@ -10,7 +10,8 @@ of 128 images and labels, each batch put on the default JAX device
 - `tfds.load(...).shuffle(10_000).batch(128)` through `tfds.as_numpy`, every
   feature parsed, and image and label only (`PartialDecoding`);
 - Grain over `tfds.data_source` (an array_record build): its `DataLoader`
-  with 0 and 2 worker processes, and `MapDataset.source(...).shuffle().batch()`;
+  with 0 and 2 worker processes, reading with `ReadOptions(num_threads=0)` as
+  `docs/examples/grain_loader.py` does, and `MapDataset.source(...).shuffle().batch()`;
 - for comparison, Grain's `MapDataset` over the arrays `load_arrays` returns,
   one record per index as a data source gives them, and shuffled batches of
   indices gathered from the arrays at once.
@@ -62,8 +63,8 @@ PATHS = {
     "numpy_permuted": ("load_arrays, then images[permuted index]", False),
     "tfds_stream": ("tfds.load stream, every feature", False),
     "tfds_stream_image_label": ("tfds.load stream, PartialDecoding image+label", False),
-    "grain_loader_0_workers": ("grain.DataLoader(data_source), 0 workers", True),
-    "grain_loader_2_workers": ("grain.DataLoader(data_source), 2 workers", True),
+    "grain_loader_0_workers": ("grain.DataLoader(data_source), num_threads=0, 0 workers", True),
+    "grain_loader_2_workers": ("grain.DataLoader(data_source), num_threads=0, 2 workers", True),
     "grain_map_dataset": ("grain.MapDataset(data_source).shuffle.batch", True),
     "grain_arrays_records": ("grain.MapDataset over load_arrays, per record", True),
     "grain_arrays_index_batches": ("grain.MapDataset over load_arrays, index batches", True),
@@ -167,7 +168,8 @@ def _batches(path: str, tfrecord_dir: Path, array_dir: Path, batch: int,
                 dataset = grain.DataLoader(
                     data_source=source, sampler=sampler,
                     operations=[grain.transforms.Batch(batch)],
-                    worker_count=2 if path == "grain_loader_2_workers" else 0)
+                    worker_count=2 if path == "grain_loader_2_workers" else 0,
+                    read_options=grain.ReadOptions(num_threads=0))  # as grain_loader.py
         for example in dataset:
             yield example["image"], example["label"]
 
@@ -339,12 +341,12 @@ def format_report(result: dict) -> str:
              f"{before:.2f} before, {after:.2f} after; JAX device {host['jax_device']}; "
              f"{result['repeats']} rounds, median (min-max)",
              "",
-             f"{'path':50} {'examples/s':>10} {'range':>13} {'1st batch s':>17} "
+             f"{'path':56} {'examples/s':>10} {'range':>13} {'1st batch s':>17} "
              f"{'after 1st/s':>11} {'whole':>5}"]
     for row in result["rows"].values():
         rate, first = row["examples_per_second"], row["first_batch_seconds"]
         lines.append(
-            f"{row['what']:50} {rate['median']:10.0f} {rate['min']:6.0f}-{rate['max']:<6.0f} "
+            f"{row['what']:56} {rate['median']:10.0f} {rate['min']:6.0f}-{rate['max']:<6.0f} "
             f"{first['median']:5.2f} ({first['min']:.2f}-{first['max']:.2f}) "
             f"{row['after_first_batch_per_second']['median']:11.0f} "
             f"{'yes' if row['whole_split_once'] else 'NO':>5}")

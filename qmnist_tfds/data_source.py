@@ -46,6 +46,7 @@ from qmnist_tfds import png, records
 _BLOCK = 4096
 _THREADS = 2
 _INT32 = np.iinfo(np.int32)
+_OUT_OF_RANGE = "Record key should be in [0, num_records)"  # TFDS's words
 
 
 @dataclasses.dataclass
@@ -55,16 +56,14 @@ class _Split:
     images: np.ndarray  # (N, H, W, 1) uint8
     ints: np.ndarray  # (N, len(int_keys)) int64, in the order of `int_keys`
     own: memoryview  # 1 for the records served here (its items index as Python ints)
-    # `images` as (N, H*W/k) words of k bytes, the widest k that divides H*W.
-    # numpy lets go of the GIL to copy more than 500 elements; under Grain's
-    # reading threads each letting go hands the GIL to another thread, which
-    # costs more than the copy. An image is copied as words (98 for 28x28).
-    words: np.ndarray = dataclasses.field(init=False)
+    # The images' bytes, flat. A memoryview copies an image holding the GIL;
+    # numpy lets go of it to copy more than 500 elements, and under Grain's
+    # reading threads each letting go hands it to another thread, a wait that
+    # costs more than the copy.
+    pixels: memoryview = dataclasses.field(init=False)
 
     def __post_init__(self):
-        size = int(np.prod(self.images.shape[1:]))
-        flat = self.images.reshape(len(self.images), size)
-        self.words = flat.view(f"u{next(k for k in (8, 4, 2, 1) if size % k == 0)}")
+        self.pixels = memoryview(self.images.reshape(-1))
 
 
 def _int_kinds(features) -> dict[str, np.dtype] | None:
@@ -121,8 +120,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         self._fast = _served_from_memory(self)
         if self._fast:
             self._int_kinds = _int_kinds(features)
-            height, width, _ = features["image"].shape
-            self._image_size = (height, width)
+            self._image_shape = features["image"].shape
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -153,7 +151,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         kinds = {name: "int64_list" for name in self._int_kinds}
         kinds["image"] = "bytes_list"
         count = self._length
-        images = np.zeros((count, *self._image_size, 1), dtype=np.uint8)
+        images = np.zeros((count, *self._image_shape), dtype=np.uint8)
         ints = np.zeros((count, len(self._int_keys)), dtype=np.int64)
         own = np.zeros(count, dtype=bool)
         row, pending = 0, []
@@ -193,40 +191,35 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
                 served &= (ints[:, column] >= _INT32.min) & (ints[:, column] <= _INT32.max)
         starts, ends = parsed.spans["image"]
         pixels, laid_out = png.own_pixels_at(parsed.blob, starts, ends - starts,
-                                             *self._image_size)
+                                             *self._image_shape[:2])
         images[..., 0] = pixels
         own[:] = served & laid_out
-
-    def _example(self, split: _Split, index: int) -> dict[str, Any]:
-        if not split.own[index]:
-            return super().__getitem__(index)  # TFDS's path: its values, its errors
-        image = np.empty(split.images.shape[1:], dtype=np.uint8)
-        image.reshape(-1).view(split.words.dtype)[:] = split.words[index]
-        values = split.ints[index].tolist()
-        values.insert(self._image_position, image)
-        return dict(zip(self._keys, values, strict=True))
-
-    def _check(self, index: int) -> None:
-        if index < 0 or index >= self._length:
-            raise ValueError("Record key should be in [0, num_records)")
 
     def __getitem__(self, key: SupportsIndex) -> Any:
         if not self._fast:
             return super().__getitem__(key)
+        # All in one method: Grain's reading threads take turns at the GIL
+        # around every record, and each call made here would cost in each turn.
         index = key.__index__()
-        self._check(index)
-        return self._example(self._split or self._load(), index)
+        if not 0 <= index < self._length:
+            raise ValueError(_OUT_OF_RANGE)
+        split = self._split or self._load()
+        if not split.own[index]:
+            return super().__getitem__(index)  # TFDS's path: its values, its errors
+        image = np.empty(self._image_shape, dtype=np.uint8)
+        size = image.size
+        image.data.cast("B")[:] = split.pixels[index * size:(index + 1) * size]
+        values = split.ints[index].tolist()
+        values.insert(self._image_position, image)
+        return dict(zip(self._keys, values, strict=True))
 
     def __getitems__(self, keys: Sequence[int]) -> Sequence[Any]:
         if not self._fast:
             return super().__getitems__(keys)
         indices = [key.__index__() for key in keys]
-        if not indices:
-            return []
-        for index in indices:
-            self._check(index)
-        split = self._split or self._load()
-        return [self._example(split, index) for index in indices]
+        if not all(0 <= index < self._length for index in indices):  # before any read
+            raise ValueError(_OUT_OF_RANGE)
+        return [self[index] for index in indices]
 
 
 def in_memory(sources):

@@ -1,16 +1,28 @@
-"""Compares `pip freeze` before and after installing this package into a stack.
+"""Compares `pip freeze` before and after an install step of `.ci/stack`.
 
     python stack_check.py STACK_FILE FREEZE_BEFORE FREEZE_AFTER CHECK_BEFORE CHECK_AFTER
+                          [--keep-all] [--may-move "NAME ..."] [--absent "NAME ..."]
+    python stack_check.py --tensorflow FREEZE
 
 FREEZE_* hold `pip freeze`, CHECK_* `pip check` output. Prints what pip changed.
-Fails (exit 1) if a distribution named in the stack file changed version or went
-away; if the TensorFlow or TFDS distributions changed: a second one added beside
-the stack's (`tensorflow` beside `tensorflow-cpu`, `tensorflow-datasets` beside
-`tfds-nightly`), or another version; or if `pip check` finds a broken requirement
-that it did not find before (pip's resolver ignores the requirements of installed
-distributions it is not asked about, e.g. TensorFlow's protobuf bound).
+Fails (exit 1) if a distribution named in the stack file, protobuf or numpy
+changed version or went away; if the TensorFlow or TFDS distributions changed
+(a second one beside the stack's, such as `tensorflow` beside `tensorflow-cpu`
+or `tensorflow-datasets` beside `tfds-nightly`, or another version); if
+`pip check` finds a broken requirement it did not find before (pip's resolver
+ignores the requirements of installed distributions it is not asked about,
+e.g. TensorFlow's protobuf bound); with `--keep-all`, if any distribution
+installed before changed; if one of the `--absent` distributions is installed
+after. The `--may-move` names are exempt from the version checks (the stack
+file says why), not from `pip check`.
+
+`--tensorflow FREEZE` prints the TensorFlow distribution of FREEZE as a pip
+requirement pinned to its version (`tensorflow-cpu==2.19.1`), or nothing.
 """
 
+from __future__ import annotations
+
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -20,6 +32,8 @@ FAMILIES = {
                    "tf-nightly", "tf-nightly-cpu"},
     "TFDS": {"tensorflow-datasets", "tfds-nightly"},
 }
+# Moved from under TensorFlow, they break it; kept by every step.
+ALWAYS_KEPT = {"protobuf", "numpy"}
 
 
 def norm(name: str) -> str:
@@ -47,32 +61,64 @@ def stack_names(path: str) -> set[str]:
     return names
 
 
-def main(stack_path: str, before_path: str, after_path: str,
-         check_before_path: str, check_after_path: str) -> int:
-    before, after = freeze(before_path), freeze(after_path)
+def tensorflow_requirement(freeze_path: str) -> str:
+    found = [f"{name}=={version}" for name, version in sorted(freeze(freeze_path).items())
+             if name in FAMILIES["TensorFlow"]]
+    return found[0] if found else ""
+
+
+def problems(stack_path: str, before: dict[str, str], after: dict[str, str],
+             known_breaks: set[str], new_breaks: list[str], *, keep_all: bool,
+             may_move: set[str], absent: set[str]) -> list[str]:
+    errors = []
+    kept = stack_names(stack_path) | (ALWAYS_KEPT & before.keys())
+    if keep_all:
+        kept |= before.keys()
+    for name in sorted(kept - may_move):
+        if before.get(name) != after.get(name):
+            errors.append(f"{name} changed: {before.get(name)} -> {after.get(name)}")
+    for family, names in FAMILIES.items():
+        old = {n: v for n, v in before.items() if n in names}
+        new = {n: v for n, v in after.items() if n in names}
+        if len(new) > 1:
+            errors.append(f"{len(new)} {family} distributions after the install: {new}")
+        if old and old != new:
+            errors.append(f"{family} distributions changed: {old} -> {new}")
+    errors += [f"{name} is installed" for name in sorted(absent & after.keys())]
+    errors += ["pip check: " + line for line in new_breaks
+               if line not in known_breaks and not line.startswith("No broken requirements")]
+    return errors
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--tensorflow"]:
+        print(tensorflow_requirement(argv[1]))
+        return 0
+    parser = argparse.ArgumentParser()
+    parser.add_argument("stack")
+    parser.add_argument("before")
+    parser.add_argument("after")
+    parser.add_argument("check_before")
+    parser.add_argument("check_after")
+    parser.add_argument("--keep-all", action="store_true")
+    parser.add_argument("--may-move", default="")
+    parser.add_argument("--absent", default="")
+    args = parser.parse_args(argv)
+    before, after = freeze(args.before), freeze(args.after)
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
         if old != new:
             print(f"  pip changed: {name} {old or '(none)'} -> {new or '(removed)'}")
-    errors = []
-    for name in sorted(stack_names(stack_path)):
-        if before.get(name) != after.get(name):
-            errors.append(f"{name} of the stack changed: {before.get(name)} -> {after.get(name)}")
-    for family, names in FAMILIES.items():
-        old = {n: v for n, v in before.items() if n in names}
-        new = {n: v for n, v in after.items() if n in names}
-        if len(new) != 1:
-            errors.append(f"{len(new)} {family} distributions after the install: {new}")
-        if old and old != new:
-            errors.append(f"{family} distributions changed: {old} -> {new}")
-    known = set(Path(check_before_path).read_text().splitlines())
-    for line in Path(check_after_path).read_text().splitlines():
-        if line not in known and not line.startswith("No broken requirements"):
-            errors.append("pip check: " + line)
+    errors = problems(
+        args.stack, before, after,
+        set(Path(args.check_before).read_text().splitlines()),
+        Path(args.check_after).read_text().splitlines(),
+        keep_all=args.keep_all, may_move={norm(n) for n in args.may_move.split()},
+        absent={norm(n) for n in args.absent.split()})
     for error in errors:
         print("  STACK BROKEN: " + error)
     return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

@@ -17,13 +17,14 @@ import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
-from qmnist_tfds import downloads, synthetic
+from qmnist_tfds import downloads
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 from tests import prewarmed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTS_DIR = REPO_ROOT / "tests"
-DUMMY_DATA = synthetic.DUMMY_DATA_DIR
+# The checkout's copy: the wheel does not ship the dummy data.
+DUMMY_DATA = REPO_ROOT / "qmnist_tfds" / "qmnist" / "dummy_data"
 # The real upstream label files live beside the checkout, never inside it.
 UPSTREAM_DIR = pathlib.Path(
     os.environ.get("QMNIST_UPSTREAM_DIR", REPO_ROOT.parent / "shared" / "qmnist-upstream")
@@ -57,6 +58,14 @@ def run_benchmark_child(name: str, *args, timeout: float = 600,
         done = prewarmed.run(command, env=env, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def pytest_sessionstart(session):
+    """With QMNIST_TFDS_TEST_INSTALLED=1 (`.ci/stack`), the package must come from an install."""
+    imported = pathlib.Path(qmnist_dataset_builder.__file__).resolve()
+    if os.environ.get("QMNIST_TFDS_TEST_INSTALLED") == "1" and REPO_ROOT in imported.parents:
+        raise pytest.UsageError(f"qmnist_tfds is imported from {imported}, inside the "
+                                "repository, not from the installed package")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -21,6 +21,7 @@ class QmnistConfigTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = QMNIST
     BUILDER_CONFIG_NAMES_TO_TEST = ["qmnist"]
     DL_DOWNLOAD_RESULT = downloads.FILES
+    EXAMPLE_DIR = os.fspath(DUMMY_DATA)  # not beside an installed builder: wheels lack it
     SPLITS = {"train": 20, "test": 10_010, "test10k": 10_000, "test50k": 10}
     OVERLAPPING_SPLITS = ["test", "test10k", "test50k"]
 
@@ -29,6 +30,7 @@ class NistConfigTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = QMNIST
     BUILDER_CONFIG_NAMES_TO_TEST = ["nist"]
     DL_DOWNLOAD_RESULT = downloads.FILES
+    EXAMPLE_DIR = os.fspath(DUMMY_DATA)
     SPLITS = {"nist": 30}
 
 

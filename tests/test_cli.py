@@ -8,6 +8,7 @@ data_dir, HOME and TMPDIR included, runs the command from scratch.
 from __future__ import annotations
 
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import qmnist_tfds
 from qmnist_tfds import downloads, idx
 from tests import prewarmed
 from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR, config_files
@@ -73,10 +75,14 @@ def test_tfds_build_rejects_files_failing_the_real_checksums(tmp_path, config):
 
 
 def test_register_checksums_rewrites_the_checkouts_checksums_folder(tmp_path):
-    """In a copy of the checkout, so that the real checksums file is never touched."""
+    """In a copy of the checkout, so that the real checksums file is never touched.
+
+    The package's code comes from wherever it is imported from (the checkout, or
+    an install, which carries its own checksums folder, left out of the copy).
+    """
     checkout = tmp_path / "checkout"
-    shutil.copytree(REPO_ROOT / "qmnist_tfds", checkout / "qmnist_tfds",
-                    ignore=shutil.ignore_patterns("__pycache__", "dummy_data"))
+    shutil.copytree(pathlib.Path(qmnist_tfds.__file__).parent, checkout / "qmnist_tfds",
+                    ignore=shutil.ignore_patterns("__pycache__", "dummy_data", "checksums"))
     shutil.copytree(REPO_ROOT / "checksums", checkout / "checksums")
     real_before = (REPO_ROOT / "checksums" / "qmnist.tsv").read_bytes()
     env = dict(os.environ, PYTHONPATH=os.fspath(checkout))

@@ -193,6 +193,22 @@ def _python(code: str, *args: str, hide: str | None = None) -> subprocess.Comple
                           capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
 
 
+def test_without_tfds_or_with_an_unsupported_one_the_error_names_the_install_command():
+    """The package requires no TFDS distribution, so that a stack keeps its own."""
+    missing = _python("import qmnist_tfds", hide="tensorflow_datasets")
+    assert missing.returncode != 0
+    assert ('ImportError: qmnist_tfds needs TensorFlow Datasets, and none is installed. '
+            'Install the release with: pip install "qmnist-tfds[tfds]"') in missing.stderr
+    old = _python("""
+        import tensorflow_datasets as tfds
+        tfds.__version__ = "4.9.6"
+        import qmnist_tfds
+    """)
+    assert old.returncode != 0
+    assert ("ImportError: qmnist_tfds needs TensorFlow Datasets 4.9.7 or newer; 4.9.6 is "
+            'installed. Upgrade with: pip install "qmnist-tfds[tfds]"') in old.stderr
+
+
 def test_import_registers_the_builder_without_tensorflow(array_record_build):
     """A JAX process reading through `tfds.data_source` never loads TensorFlow."""
     result = _python("""

@@ -1,19 +1,18 @@
 """Packaging: the checksums in checksums/ are the ones every kind of install uses;
-the requirements setup.py computes for the environment it installs into."""
+the requirements are declared in setup.cfg, the same for every installer."""
 
 from __future__ import annotations
 
 import configparser
 import os
 import re
-import runpy
 import subprocess
 import sys
 import zipfile
-from types import SimpleNamespace
-from unittest import mock
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import qmnist_tfds
 from qmnist_tfds import QMNIST, downloads
@@ -95,30 +94,66 @@ def test_dummy_data_is_what_the_generator_writes(tmp_path):
         assert (tmp_path / name).read_bytes() == (synthetic.DUMMY_DATA_DIR / name).read_bytes()
 
 
-def _computed_requirements(installed: dict[str, str]) -> list[str]:
-    """setup.py's install_requires in an environment holding `installed` (name: version)."""
-    dists = [SimpleNamespace(metadata={"Name": name}, version=version)
-             for name, version in installed.items()]
-    captured = {}
-    with mock.patch("setuptools.setup", lambda **kwargs: captured.update(kwargs)), \
-            mock.patch("importlib.metadata.distributions", lambda path: dists):
-        runpy.run_path(os.fspath(REPO_ROOT / "setup.py"))
-    return captured["install_requires"]
-
-
-def test_the_tfds_commands_imports_come_only_where_tensorflow_is_installed():
-    """apache-beam and mlcroissant, which `tfds` imports undeclared, need TensorFlow's presence."""
-    without_tf = _computed_requirements({"numpy": "2.1.0", "pip": "25.0"})
-    assert not {"apache-beam", "mlcroissant"} & set(without_tf)
-    assert "tensorflow-datasets>=4.9.7,<4.10" in without_tf
-    assert "numpy>=1.26,<3" in without_tf
-    assert not any(r.startswith(("tensorflow>", "tensorflow-cpu")) for r in without_tf)
-    with_tf = _computed_requirements({"tensorflow-cpu": "2.19.1", "tfds-nightly": "4.9.9.dev1",
-                                      "numpy": "1.26.4"})
-    assert set(with_tf) - set(without_tf) == {"apache-beam", "mlcroissant", "tfds-nightly",
-                                              "numpy>=1.26,<2", "tensorflow-cpu>=2.19.1,<2.20"}
+def _declared() -> configparser.ConfigParser:
     cfg = configparser.ConfigParser()
     cfg.read(REPO_ROOT / "setup.cfg")
-    extra = cfg["options.extras_require"]["tensorflow"].split()
-    assert {"apache-beam", "mlcroissant"} <= set(extra)
-    assert any(r.startswith("tensorflow>=") for r in extra)
+    return cfg
+
+
+def _lines(value: str) -> list[str]:
+    """A setup.cfg list: one requirement a line, comment lines left out."""
+    return [line.strip() for line in value.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.match(r"[A-Za-z0-9._-]+", r).group().lower().replace("_", "-")
+            for r in requirements}
+
+
+def test_the_metadata_is_declared_not_computed():
+    """No setup.py reads the environment: setup.cfg declares what every installer gets."""
+    assert not (REPO_ROOT / "setup.py").exists()
+    options = _declared()["options"]
+    assert "install_requires" in options
+
+
+def test_no_tensorflow_tfds_or_tfds_command_requirement_outside_the_extras():
+    """A stack keeps its own TensorFlow and TFDS distributions (tensorflow-cpu,
+    tf-nightly, tfds-nightly), and a JAX venv gets no TensorFlow or Beam."""
+    cfg = _declared()
+    base = _names(_lines(cfg["options"]["install_requires"]))
+    assert not base & {"tensorflow", "tensorflow-cpu", "tf-nightly", "tensorflow-datasets",
+                       "tfds-nightly", "apache-beam", "mlcroissant", "jax", "grain"}
+    extras = {name: _lines(value) for name, value in cfg["options.extras_require"].items()}
+    assert _names(extras["tfds"]) == {"tensorflow-datasets"}
+    assert _names(extras["cli"]) == {"apache-beam", "mlcroissant"}
+    assert _names(extras["tensorflow"]) == {"tensorflow", "tensorflow-datasets", "apache-beam",
+                                            "mlcroissant"}
+    assert [r for r in extras["tensorflow"] if r.startswith("tensorflow-datasets")] == \
+        extras["tfds"]
+    assert not _names(extras["test"]) & {"tensorflow", "tensorflow-datasets", "tfds-nightly"}
+
+
+def test_a_wheel_built_beside_tensorflow_requires_what_setup_cfg_declares(tmp_path):
+    """`pip wheel` in this environment (which holds TensorFlow and TFDS) writes exactly the
+    declared requirements, each extra's under its marker."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", os.fspath(tmp_path), os.fspath(REPO_ROOT)], check=True,
+                   cwd=tmp_path)
+    (wheel,) = tmp_path.glob("qmnist_tfds-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = zf.read(name).decode()
+    requires = [line.split(": ", 1)[1] for line in metadata.splitlines()
+                if line.startswith("Requires-Dist: ")]
+    cfg = _declared()
+    declared = [Requirement(r) for r in _lines(cfg["options"]["install_requires"])]
+    for extra, value in cfg["options.extras_require"].items():
+        declared += [Requirement(f'{r}; extra == "{extra}"') for r in _lines(value)]
+    def key(requirement: Requirement) -> tuple:
+        return (canonicalize_name(requirement.name), sorted(requirement.extras),
+                str(requirement.specifier), str(requirement.marker))
+
+    assert sorted(map(key, map(Requirement, requires))) == sorted(map(key, declared))
+    assert key(Requirement("tensorflow-metadata<1.21")) in map(key, map(Requirement, requires))

@@ -387,7 +387,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ) -> list[tfds.core.SplitInfo]:
         """Writes the splits from chunks of examples (`shards.write_split`).
 
-        Overrides the step of TFDS 4.9 (setup.py keeps TFDS below 4.10) that
+        Overrides the step of TFDS 4.9 (the `tfds` extra keeps TFDS below 4.10) that
         feeds `_split_generators` to TFDS's writer one example at a time. The
         shards are those that path writes (tests/test_shards.py), several times
         faster and in bounded memory. Options only TFDS's path implements

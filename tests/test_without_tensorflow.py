@@ -1,0 +1,83 @@
+"""An install without TensorFlow, as JAX users have it (`.ci/stacks/jax.txt`).
+
+The package builds array_record files from the dummy data, and `tfds.data_source`
+and Grain read them; nothing imports TensorFlow, and what needs it says how to
+install it. Where TensorFlow is installed, tests/test_dropin.py checks the same
+paths with TensorFlow hidden from the interpreter.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("tensorflow") is not None:
+    pytest.skip("TensorFlow is installed: this file checks an install without it "
+                "(bash .ci/stack jax)", allow_module_level=True)
+
+import grain  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
+
+import qmnist_tfds  # noqa: E402
+from qmnist_tfds import downloads  # noqa: E402
+from tests.conftest import DUMMY_DATA, registered_checksums  # noqa: E402
+
+
+def _upstream_train() -> tuple[np.ndarray, np.ndarray]:
+    """The dummy train files decoded by hand: 16 header bytes before the pixels, 12
+    before big-endian int32 rows of 8 columns."""
+    with gzip.open(DUMMY_DATA / downloads.FILES["train_images"]) as f:
+        pixels = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28, 1)
+    with gzip.open(DUMMY_DATA / downloads.FILES["train_labels"]) as f:
+        columns = np.frombuffer(f.read()[12:], ">i4").reshape(-1, 8)
+    return pixels, columns
+
+
+@pytest.fixture(scope="module")
+def train_source(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    with registered_checksums(DUMMY_DATA / "checksums.tsv"):
+        return tfds.data_source(
+            "qmnist", split="train", data_dir=data_dir,
+            builder_kwargs={"file_format": "array_record"},
+            download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
+                manual_dir=DUMMY_DATA)})
+
+
+def test_none_of_tensorflow_beam_or_croissant_is_installed():
+    for name in ("tensorflow", "apache_beam", "mlcroissant"):
+        assert importlib.util.find_spec(name) is None, name
+
+
+def test_data_source_serves_the_files_pixels_and_metadata(train_source):
+    pixels, columns = _upstream_train()
+    assert len(train_source) == len(pixels)
+    for i in range(len(train_source)):
+        example = train_source[i]
+        np.testing.assert_array_equal(example["image"], pixels[i])
+        assert example["label"] == columns[i, 0]
+        assert example["writer_id"] == columns[i, 2]
+        assert example["nist_index"] == columns[i, 5]
+    assert "tensorflow" not in sys.modules
+
+
+def test_grain_reads_every_example_once_per_epoch(train_source):
+    pixels, columns = _upstream_train()
+    dataset = (grain.MapDataset.source(train_source).seed(7).shuffle()
+               .map(lambda x: (x["image"], x["nist_index"])).batch(4))
+    seen = [index for _, indices in dataset for index in indices.tolist()]
+    assert sorted(seen) == sorted(columns[:, 5].tolist())
+    assert seen != columns[:, 5].tolist()  # shuffled
+    assert "tensorflow" not in sys.modules
+
+
+def test_what_needs_tensorflow_names_the_install_command(train_source, tmp_path):
+    with pytest.raises(ImportError, match=r'pip install "qmnist-tfds\[tensorflow\]"'):
+        qmnist_tfds.load_arrays("train", data_dir=tmp_path)
+    with pytest.raises(ImportError, match=r'pip install "qmnist-tfds\[tensorflow\]"'):
+        tfds.builder("qmnist", data_dir=tmp_path).download_and_prepare()
+    assert "tensorflow" not in sys.modules

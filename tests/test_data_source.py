@@ -8,6 +8,7 @@ import io
 import lzma
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from tensorflow_datasets.core.data_sources import array_record as tfds_array_rec
 
 import qmnist_tfds  # noqa: F401 (registers the builder)
 from qmnist_tfds import data_source, downloads
-from tests.conftest import DUMMY_DATA, build
+from tests.conftest import DUMMY_DATA
 
 SPLITS = {"qmnist": ["train", "test", "test10k", "test50k"], "nist": ["nist"]}
 
@@ -150,14 +151,14 @@ def _rewrite_records(path, replacements: dict[int, bytes]) -> None:
     writer.close()
 
 
-def test_records_in_another_layout_are_decoded_by_tfds(tmp_path):
+def test_records_in_another_layout_are_decoded_by_tfds(dummy_build, tmp_path):
     """Records another writer laid out (other key order, another PNG encoder) are
     served by TFDS's own path, with the same results."""
     from PIL import Image
     from tensorflow_datasets.proto import tf_example_pb2
 
     data_dir = tmp_path / "data"
-    build("qmnist", data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv")
+    shutil.copytree(dummy_build / "qmnist" / "qmnist", data_dir / "qmnist" / "qmnist")
     folder = data_dir / "qmnist" / "qmnist" / "1.0.0"
     shard = next(folder.glob("qmnist-test.array_record-*"))
     records = array_record_module.ArrayRecordReader(os.fspath(shard)).read_all()
@@ -183,6 +184,38 @@ def test_records_in_another_layout_are_decoded_by_tfds(tmp_path):
         assert_same_example(ours[i], theirs[i])
     chunk = ours._split
     assert [chunk.own[i] for i in range(6)] == [1, 1, 1, 0, 0, 1]
+
+
+def test_integers_outside_int32_are_served_by_tfds(dummy_build, tmp_path):
+    """An int32 feature stored as a value int32 cannot hold (another writer's record):
+    TFDS's own path decides what it gives, value or error, and this source gives the same."""
+    from tensorflow_datasets.proto import tf_example_pb2
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(dummy_build / "qmnist" / "qmnist", data_dir / "qmnist" / "qmnist")
+    shard = next((data_dir / "qmnist" / "qmnist" / "1.0.0").glob("qmnist-train.array_record-*"))
+    records = array_record_module.ArrayRecordReader(os.fspath(shard)).read_all()
+
+    def with_writer_id(record: bytes, value: int) -> bytes:
+        example = tf_example_pb2.Example.FromString(record)
+        example.features.feature["writer_id"].int64_list.value[0] = value
+        return example.SerializeToString(deterministic=True)  # the layout the builder writes
+
+    _rewrite_records(shard, {2: with_writer_id(records[2], 2**31),
+                             5: with_writer_id(records[5], -(2**31) - 1),
+                             7: with_writer_id(records[7], 2**31 - 1)})
+    ours, theirs = sources(data_dir, "qmnist", "train")
+    for i in range(len(theirs)):
+        try:
+            expected = theirs[i]
+        except Exception as error:  # noqa: BLE001  (whatever TFDS raises, ours raises too)
+            with pytest.raises(type(error)) as raised:
+                ours[i]
+            assert str(raised.value) == str(error)
+        else:
+            assert_same_example(ours[i], expected)
+    assert [ours._split.own[i] for i in range(8)] == [1, 1, 0, 1, 1, 0, 1, 1]
+    assert ours[7]["writer_id"] == 2**31 - 1
 
 
 def test_data_source_imports_no_tensorflow(dummy_build):

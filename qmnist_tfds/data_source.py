@@ -2,19 +2,18 @@
 
 TFDS's `ArrayRecordDataSource` reads and deserializes one record per
 `source[i]`: an array_record read, a protobuf object, each feature's Python
-decoder and a PIL decode, about 450 us for a QMNIST record. `InMemoryDataSource`
-gives the same examples from memory: on its first access in a process it reads
-the split's records 4,096 at a time, parses them with numpy
-(`records.parse_scalar_examples`), inflates their PNGs with zlib
-(`png.own_pixels_at`) on two threads, a block each (zlib lets go of the GIL
-while it inflates), and keeps the pixels and the integers in two arrays;
-`source[i]` then copies one image and builds the dict, a few microseconds.
+decoder and a PIL decode. `InMemoryDataSource` gives the same examples from
+memory: on its first access in a process it reads the split's records in
+blocks, parses them with numpy (`records.parse_scalar_examples`), inflates
+their PNGs with zlib (`png.own_pixels_at`) on threads, a block each (zlib lets
+go of the GIL while it inflates), and keeps the pixels and the integers in two
+arrays; `source[i]` then copies one image and builds the dict.
 
-It holds 840 bytes a record (784 of pixels, 7 integers): about 50 MB for
-`train` and 340 MB for `nist`, in every process that reads from it. Each
-Grain worker loads its own copy on its first read; a pickled source carries
-none of it. `builder_kwargs={"data_source_in_memory": False}` gives TFDS's
-own source instead, which holds nothing.
+It holds 784 bytes of pixels and 7 integers a record in every process that
+reads from it (docs/design.md gives the sizes of each split). Each Grain worker
+loads its own copy on its first read; a pickled source carries none of it.
+`builder_kwargs={"data_source_in_memory": False}` gives TFDS's own source
+instead, which holds nothing.
 
 Records this module cannot parse or whose PNG is not in the layout
 `qmnist_tfds.png` writes (none in a build of this package) are served by
@@ -39,10 +38,8 @@ from qmnist_tfds import png, records
 
 # Records are read, parsed and decoded this many at a time, into arrays made
 # for the whole split, by this many threads: the memory a load passes through
-# stays small (at most _THREADS + 1 blocks of records at once). Measured on 2
-# cores, train: 0.84 s with one thread and 8,192-record blocks, 0.65 s with
-# two and 4,096 (8,192 is as fast, and leaves 20-30 MiB more in the threads'
-# allocator arenas).
+# stays small (at most _THREADS + 1 blocks of records at once). docs/design.md
+# says how these were chosen.
 _BLOCK = 4096
 _THREADS = 2
 _INT32 = np.iinfo(np.int32)

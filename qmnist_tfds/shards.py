@@ -1,11 +1,11 @@
 """Writes a split to TFDS shards from columns of already-encoded feature values.
 
 TFDS's generic writer sends every example through `FeaturesDict.encode_example`
-and `ExampleSerializer` (about 50 us for QMNIST's 8 features) and keeps every
+and `ExampleSerializer`, one protobuf object each, and keeps every
 serialized example in memory until the split ends. Here a chunk of examples
 arrives as columns (PNG bytes, Python ints) and `ScalarExampleSerializer`
 assembles the `tf.train.Example` wire format of the whole chunk with numpy
-(about 3 us a record, no protobuf object per record), in a fixed order, so
+(no protobuf object per record), in a fixed order, so
 that two builds of the same files write the same bytes. The records are
 spooled to an unnamed temporary file beside the shards, then read back
 sequentially (a memory map of it would count in the process's RSS). The spool

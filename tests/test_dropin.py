@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -207,6 +208,31 @@ def test_without_tfds_or_with_an_unsupported_one_the_error_names_the_install_com
     assert old.returncode != 0
     assert ("ImportError: qmnist_tfds needs TensorFlow Datasets 4.9.7 or newer; 4.9.6 is "
             'installed. Upgrade with: pip install "qmnist-tfds[tfds]"') in old.stderr
+    # What TFDS leaves when its own import fails: it logs the error, and its module is empty.
+    broken = _python("""
+        import sys, types
+        sys.modules["tensorflow_datasets"] = types.ModuleType("tensorflow_datasets")
+        import qmnist_tfds
+    """)
+    assert broken.returncode != 0
+    assert "ImportError: TensorFlow Datasets failed to import, so qmnist_tfds cannot." \
+        in broken.stderr
+
+
+@pytest.mark.parametrize(("installed", "expected"), [
+    ({"tensorflow-metadata": "1.21.0", "protobuf": "5.29.6"},
+     'tensorflow-metadata 1.21.0 fails to import under protobuf 5.29.6 (its generated code '
+     'needs protobuf 6.31 or newer; TensorFlow 2.18 and 2.19 need protobuf 5). Mend it with: '
+     'pip install "tensorflow-metadata<1.21"'),
+    ({"tensorflow-metadata": "1.21.0", "protobuf": "6.33.6"}, "Its error is logged above."),
+    ({"tensorflow-metadata": "1.17.3", "protobuf": "5.29.6"}, "Its error is logged above."),
+    ({"protobuf": "5.29.6"}, "Its error is logged above."),
+])
+def test_a_failed_tfds_import_names_the_known_mend(installed, expected):
+    from qmnist_tfds import _requirements
+
+    with mock.patch.object(_requirements, "_installed", installed.get):
+        assert _requirements.broken_tfds_help() == expected
 
 
 def test_import_registers_the_builder_without_tensorflow(array_record_build):

@@ -49,6 +49,7 @@ FASHION_EXAMPLES = 70_000
 DISTINCT_IMAGES = 120_000  # qmnist's test10k and test50k repeat test's 60,000 images
 TRAIN_EXAMPLES = 60_000
 FULL_SIZES = {"train": 60_000, "test": 60_000, "nist": 402_953}
+WORK_DIR = Path(tempfile.gettempdir()) / "qmnist_tfds_bench"  # random_access.py's too
 
 
 def _dihedral(images, k: int):
@@ -314,8 +315,7 @@ def machine() -> dict:
 
 def main() -> None:
     parser = harness.argument_parser(__doc__)
-    parser.add_argument("--work-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "qmnist_tfds_bench")
+    parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
     parser.add_argument("--repeats", type=int, default=3,
                         help="builds of each dataset (qmnist and fashion_mnist alternate)")
     parser.add_argument("--read-repeats", type=int, default=7,

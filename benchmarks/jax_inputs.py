@@ -39,21 +39,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
-import json
+import importlib
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-if os.fspath(REPO_ROOT) not in sys.path:  # a checkout that is not installed
-    sys.path.insert(0, os.fspath(REPO_ROOT))
+import harness
+import speed
 
 BATCH = 128
 SHUFFLE_BUFFER = 10_000
@@ -69,14 +63,6 @@ PATHS = {
     "grain_arrays_records": ("grain.MapDataset over load_arrays, per record", True),
     "grain_arrays_index_batches": ("grain.MapDataset over load_arrays, index batches", True),
 }
-
-
-def _speed_module():
-    """`speed.py` beside this file (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("qmnist_speed_benchmark", BENCH_DIR / "speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def multiset_digest(images, labels) -> str:
@@ -238,43 +224,20 @@ def child_probe() -> dict:
     return reasons
 
 
-def _run_child(*args: str) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join(
-        [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    done = subprocess.run([sys.executable, os.fspath(Path(__file__).resolve()), "--child",
-                           *args], capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise RuntimeError(f"child {args} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def _built(data_dir: Path) -> bool:
     return any((data_dir / "qmnist" / "qmnist").glob("*/dataset_info.json"))
 
 
 def prepare(work_dir: Path) -> tuple[Path, Path]:
     """The tfrecord and array_record builds of `qmnist` in `work_dir`, made if missing."""
-    speed = _speed_module()
-    files = work_dir / "same-pixels"
-    if not (files / "checksums.tsv").exists():
-        if not (speed.FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
-            raise FileNotFoundError(
-                f"{speed.FASHION_DIR} is missing: apt-get install -y dataset-fashion-mnist")
-        print(f"writing QMNIST-layout files of Fashion-MNIST images into {files} ...",
-              flush=True)
-        speed.write_same_pixel_files(files)
+    files = speed.same_pixel_files(work_dir)
     dirs = {}
     for file_format in ("tfrecord", "array_record"):
         dirs[file_format] = work_dir / file_format
         if not _built(dirs[file_format]):
             print(f"building qmnist as {file_format} ...", flush=True)
-            _run_child("build", os.fspath(files), os.fspath(dirs[file_format]), file_format)
+            speed.build("qmnist/qmnist", files, dirs[file_format], file_format)
     return dirs["tfrecord"], dirs["array_record"]
-
-
-def _spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "all": values}
 
 
 def measure(work_dir: Path, repeats: int = 3, batch: int = BATCH,
@@ -284,9 +247,8 @@ def measure(work_dir: Path, repeats: int = 3, batch: int = BATCH,
     Builds what `work_dir` lacks first (see `prepare`). Paths that need an
     extra that is not importable are listed under `skipped` with the reason.
     """
-    speed = _speed_module()
     tfrecord_dir, array_dir = prepare(work_dir)
-    reasons = _run_child("probe")
+    reasons = harness.run_child(__file__, "probe")
     skipped = {path: reasons["grain"] for path, (_, grain) in PATHS.items()
                if grain and reasons["grain"]}
     paths = [path for path in PATHS if path not in skipped]
@@ -299,8 +261,7 @@ def measure(work_dir: Path, repeats: int = 3, batch: int = BATCH,
         order = paths[::-1] if i % 2 else paths
         progress(f"round {i + 1} of {repeats}: " + ", ".join(order))
         for path in order:
-            run = _run_child("feed", path, os.fspath(tfrecord_dir), os.fspath(array_dir),
-                             str(batch))
+            run = harness.run_child(__file__, "feed", path, tfrecord_dir, array_dir, batch)
             runs[path].append(run)
             progress(f"  {path}: {run['examples_per_second']:.0f} examples/s, first batch "
                      f"after {run['first_batch_seconds']:.2f} s")
@@ -310,15 +271,15 @@ def measure(work_dir: Path, repeats: int = 3, batch: int = BATCH,
     for path, results in runs.items():
         rows[path] = {
             "what": PATHS[path][0],
-            "examples_per_second": _spread([r["examples_per_second"] for r in results]),
-            "first_batch_seconds": _spread([r["first_batch_seconds"] for r in results]),
-            "after_first_batch_per_second": _spread(
+            "examples_per_second": harness.spread([r["examples_per_second"] for r in results]),
+            "first_batch_seconds": harness.spread([r["first_batch_seconds"] for r in results]),
+            "after_first_batch_per_second": harness.spread(
                 [r["after_first_batch_per_second"] for r in results]),
             "whole_split_once": all(r["digest"] == reference for r in results),
         }
         loads = [r["load_arrays_seconds"] for r in results if "load_arrays_seconds" in r]
         if loads:
-            rows[path]["load_arrays_seconds"] = _spread(loads)
+            rows[path]["load_arrays_seconds"] = harness.spread(loads)
     return {
         "machine": {**host, "load_average_before": load_before, "load_average_after": load_after,
                     "jax_device": runs[paths[0]][0]["jax_device"]},
@@ -364,34 +325,28 @@ def format_report(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--work-dir", type=Path,
                         help="holds the files and builds; reused when present "
                              "(default: a new temporary directory)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over every path")
     parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
-    parser.add_argument("--json", type=Path, help="also write every figure here")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = harness.parse_args(parser, json_help="also write every figure here")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.child:
         kind, *rest = args.child
         if kind == "feed":
             result = child_feed(rest[0], Path(rest[1]), Path(rest[2]), int(rest[3]))
-        elif kind == "build":
-            result = _speed_module().child_build("qmnist/qmnist", Path(rest[0]), Path(rest[1]),
-                                                 rest[2])
         else:
             result = child_probe()
-        print(json.dumps(result))
+        harness.answer(result)
         return
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="qmnist_jax_inputs_"))
     result = measure(work_dir, args.repeats, args.batch,
                      progress=lambda line: print(line, flush=True))
     print()
     print(format_report(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    harness.write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,12 @@ busy machine disturbs the comparison less than wall-clock time would.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if os.fspath(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, os.fspath(REPO_ROOT))
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+import harness
+from speed import FASHION_DIR
 
 
 def protobuf_per_record(features, columns) -> list[bytes]:
@@ -57,7 +53,7 @@ def best_cpu_seconds(tasks: dict, rounds: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -34,31 +34,18 @@ Measures, on `train` (60,000 rows):
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-if os.fspath(BENCH_DIR) not in sys.path:  # loaded as a module from elsewhere
-    sys.path.insert(0, os.fspath(BENCH_DIR))
-import speed  # noqa: E402
+import harness
+import speed
 
 BATCH = 128
 WORKERS = 2
-
-
-def _rss_mib(pid: int | str = "self", field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def _import() -> None:
@@ -157,10 +144,11 @@ def child_loader(dataset: str, data_dir: Path, num_threads: int | str = "default
             first = {"first_batch_seconds": time.perf_counter() - start,
                      "first_batch_records": records}
         if records >= len(source) - BATCH and not worker_peaks:  # workers still up
-            worker_peaks = [_rss_mib(p.pid, "VmHWM")
+            worker_peaks = [harness.rss_mib(p.pid, "VmHWM")
                             for p in psutil.Process().children(recursive=True)]
     return {"seconds": time.perf_counter() - start, "records": records, **first,
-            "worker_peak_rss_mib": worker_peaks, "main_peak_rss_mib": _rss_mib(field="VmHWM")}
+            "worker_peak_rss_mib": worker_peaks,
+            "main_peak_rss_mib": harness.rss_mib(field="VmHWM")}
 
 
 def child_memory(config: str, split: str, data_dir: Path) -> dict:
@@ -175,44 +163,30 @@ def child_memory(config: str, split: str, data_dir: Path) -> dict:
     tfds.data_source(f"qmnist/{config}", split=split, data_dir=os.fspath(data_dir),
                      builder_kwargs={"data_source_in_memory": False})[0]
     source = _open(f"qmnist/{config}", data_dir, split)
-    before = _rss_mib()
+    before = harness.rss_mib()
     start = time.perf_counter()
     source[0]
     seconds = time.perf_counter() - start
-    return {"rows": len(source), "load_seconds": seconds, "held_mib": _rss_mib() - before,
-            "peak_rss_mib": _rss_mib(field="VmHWM"), "rss_mib": _rss_mib()}
+    return {"rows": len(source), "load_seconds": seconds, "held_mib": harness.rss_mib() - before,
+            "peak_rss_mib": harness.rss_mib(field="VmHWM"), "rss_mib": harness.rss_mib()}
 
 
 CHILDREN = {"random": child_random, "grain_map": child_grain_map, "ceiling": child_ceiling,
             "loader": child_loader, "memory": child_memory}
 
 
-def _run_child(kind: str, *args) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join(
-        [os.fspath(speed.REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    done = subprocess.run([sys.executable, __file__, "--child", kind, *map(str, args)],
-                          capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise RuntimeError(f"child {kind} {args} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def prepare(work_dir: Path) -> tuple[Path, Path]:
     """The same-pixel files, qmnist's default build of both configs, fashion_mnist's
     array_record build; made once in `work_dir`."""
-    files = work_dir / "same-pixels"
-    if not (files / "checksums.tsv").exists():
-        print(f"writing QMNIST-layout files of Fashion-MNIST images into {files} ...",
-              flush=True)
-        speed.write_same_pixel_files(files)
+    files = speed.same_pixel_files(work_dir)
     qmnist_dir, fashion_dir = work_dir / "qmnist", work_dir / "fashion_mnist"
     for config in ("qmnist", "nist"):
         if not (qmnist_dir / "qmnist" / config).exists():
             print(f"building qmnist/{config} ...", flush=True)
-            speed._build(f"qmnist/{config}", files, qmnist_dir)
+            speed.build(f"qmnist/{config}", files, qmnist_dir)
     if not (fashion_dir / "fashion_mnist").exists():
         print("building fashion_mnist (array_record) ...", flush=True)
-        speed._build("fashion_mnist", speed.FASHION_DIR, fashion_dir, "array_record")
+        speed.build("fashion_mnist", speed.FASHION_DIR, fashion_dir, "array_record")
     return qmnist_dir, fashion_dir
 
 
@@ -220,7 +194,7 @@ def measure(qmnist_dir: Path, fashion_dir: Path, rounds: int, reads: int) -> dic
     runs: dict[str, list[dict]] = {}
 
     def run(name: str, kind: str, *args) -> None:
-        result = _run_child(kind, *args)
+        result = harness.run_child(__file__, kind, *args)
         runs.setdefault(name, []).append(result)
         print(f"  {name}: {result['records'] / result['seconds']:,.0f} records/s", flush=True)
 
@@ -236,7 +210,7 @@ def measure(qmnist_dir: Path, fashion_dir: Path, rounds: int, reads: int) -> dic
         run("ceiling", "ceiling", qmnist_dir)
         run("loader_ceiling", "loader", "constant", qmnist_dir)
         run("loader0_ceiling", "loader", "constant", qmnist_dir, 0)
-    memory = {f"{config}/{split}": _run_child("memory", config, split, qmnist_dir)
+    memory = {f"{config}/{split}": harness.run_child(__file__, "memory", config, split, qmnist_dir)
               for config, split in (("qmnist", "train"), ("nist", "nist"))}
     return {"runs": runs, "memory": memory, "disk_mb": disk_mb(qmnist_dir)}
 
@@ -280,7 +254,7 @@ def report(result: dict) -> str:
              f"{'ratio':>6s} {'range':>11s} {'limit':>8s} {'limit/fashion':>13s}"]
     for name, label, rate, limit_name in REPORT_ROWS:
         ours, theirs = runs[f"{name}_qmnist"], runs[f"{name}_fashion_mnist"]
-        ratios = [rate(a) / rate(b) for a, b in zip(ours, theirs, strict=True)]
+        ratios = harness.spread([rate(a) / rate(b) for a, b in zip(ours, theirs, strict=True)])
         fashion = statistics.median(map(rate, theirs))
         limit = ""
         if limit_name:
@@ -288,7 +262,7 @@ def report(result: dict) -> str:
             limit = f"{best:8,.0f} {best / fashion:12.2f}x"
         lines.append(
             f"{label:46s} {statistics.median(map(rate, ours)):9,.0f} {fashion:9,.0f} "
-            f"{statistics.median(ratios):5.2f}x {min(ratios):5.2f}-{max(ratios):4.2f}x {limit}"
+            f"{harness.ratio_text(ratios)} {limit}"
             .rstrip())
     for name, label in (("loader", "default read options"), ("loader0", "num_threads=0")):
         firsts = {side: statistics.median(r["first_batch_seconds"] for r in runs[key])
@@ -314,19 +288,16 @@ def report(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "qmnist_tfds_bench")
+    parser = harness.argument_parser(__doc__)
+    parser.add_argument("--work-dir", type=Path, default=speed.WORK_DIR)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reads", type=int, default=20_000, help="random src[i] reads")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = harness.parse_args(parser)
     if args.child:
         kind, *rest = args.child
         call = CHILDREN[kind]
         typed = [int(a) if a.isdigit() else Path(a) if os.sep in a else a for a in rest]
-        print(json.dumps(call(*typed)))
+        harness.answer(call(*typed))
         return
     if not (speed.FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
         sys.exit(f"{speed.FASHION_DIR} is missing: apt-get install -y dataset-fashion-mnist")
@@ -340,8 +311,7 @@ def main() -> None:
     print(f"\n{host['cpu']}, {host['cores']} cores, load average {load_before[0]:.2f} before, "
           f"{load_after[0]:.2f} after; {args.rounds} rounds, fresh process per measure\n")
     print(report(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    harness.write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -31,29 +31,25 @@ Last come the ways a JAX training loop is fed from the train split
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 import platform
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if os.fspath(REPO_ROOT) not in sys.path:  # a checkout that is not installed
-    sys.path.insert(0, os.fspath(REPO_ROOT))
+import harness
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_EXAMPLES = 70_000
 DISTINCT_IMAGES = 120_000  # qmnist's test10k and test50k repeat test's 60,000 images
 TRAIN_EXAMPLES = 60_000
 FULL_SIZES = {"train": 60_000, "test": 60_000, "nist": 402_953}
+WORK_DIR = Path(tempfile.gettempdir()) / "qmnist_tfds_bench"  # random_access.py's too
 
 
 def _dihedral(images, k: int):
@@ -114,6 +110,20 @@ def write_same_pixel_files(directory: Path) -> Path:
     return checksums
 
 
+def same_pixel_files(work_dir: Path) -> Path:
+    """`work_dir / "same-pixels"`, holding `write_same_pixel_files`'s files (written if
+    missing)."""
+    files = work_dir / "same-pixels"
+    if not (files / "checksums.tsv").exists():
+        if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
+            raise FileNotFoundError(
+                f"{FASHION_DIR} is missing: apt-get install -y dataset-fashion-mnist")
+        print(f"writing QMNIST-layout files of Fashion-MNIST images into {files} ...",
+              flush=True)
+        write_same_pixel_files(files)
+    return files
+
+
 def _quiet_tf() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -125,11 +135,8 @@ def _peak_rss_mib() -> float:
     memory the parent had when it started this process (Linux carries the
     high-water mark across fork and exec), so it is only the fallback.
     """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+    if Path("/proc/self/status").exists():
+        return harness.rss_mib(field="VmHWM")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
@@ -280,18 +287,11 @@ def child_random_reads(data_dir: Path, reads: int) -> dict:
     return {"reads_per_second": reads / (time.perf_counter() - start)}
 
 
-def _run_child(*args: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
-                         capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def _build(dataset: str, files: Path, data_dir: Path, file_format="tfrecord",
-           import_tensorflow: bool = True) -> dict:
-    return _run_child("build", dataset, os.fspath(files), os.fspath(data_dir), file_format,
-                      *([] if import_tensorflow else ["without-tensorflow-first"]))
+def build(dataset: str, files: Path, data_dir: Path, file_format="tfrecord",
+          import_tensorflow: bool = True) -> dict:
+    """`child_build` in a fresh process; its answer."""
+    return harness.run_child(__file__, "build", dataset, files, data_dir, file_format,
+                             *([] if import_tensorflow else ["without-tensorflow-first"]))
 
 
 def machine() -> dict:
@@ -313,15 +313,9 @@ def machine() -> dict:
             "versions": versions}
 
 
-def _spread(ratios: list[float]) -> dict:
-    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
-            "all": ratios}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "qmnist_tfds_bench")
+    parser = harness.argument_parser(__doc__)
+    parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
     parser.add_argument("--repeats", type=int, default=3,
                         help="builds of each dataset (qmnist and fashion_mnist alternate)")
     parser.add_argument("--read-repeats", type=int, default=7,
@@ -332,9 +326,7 @@ def main() -> None:
                         help="also build qmnist from synthetic ring images (extra rows)")
     parser.add_argument("--jax-repeats", type=int, default=2,
                         help="rounds of benchmarks/jax_inputs.py's JAX input paths (0: none)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = harness.parse_args(parser)
     _quiet_tf()
     if args.child:
         kind, *rest = args.child
@@ -347,16 +339,12 @@ def main() -> None:
             result = child_read(Path(rest[0]), Path(rest[1]), int(rest[2]), int(rest[3]))
         else:
             result = child_random_reads(Path(rest[0]), int(rest[1]))
-        print(json.dumps(result))
+        harness.answer(result)
         return
 
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
         sys.exit(f"{FASHION_DIR} is missing: apt-get install -y dataset-fashion-mnist")
-    files = args.work_dir / "same-pixels"
-    if not (files / "checksums.tsv").exists():
-        print(f"writing QMNIST-layout files of Fashion-MNIST images into {files} ...",
-              flush=True)
-        write_same_pixel_files(files)
+    files = same_pixel_files(args.work_dir)
     ring_files = args.work_dir / "rings"
     if args.rings and not (ring_files / "checksums.tsv").exists():
         from qmnist_tfds import synthetic
@@ -376,25 +364,24 @@ def main() -> None:
         print(f"building, round {i + 1} of {r} ...", flush=True)
         last = i == r - 1
         scratch = Path(tempfile.mkdtemp(dir=out))
-        runs["qmnist"].append(_build("qmnist/qmnist", files, q_dir if last else scratch / "q"))
+        runs["qmnist"].append(build("qmnist/qmnist", files, q_dir if last else scratch / "q"))
         runs["fashion_mnist"].append(
-            _build("fashion_mnist", FASHION_DIR, f_dir if last else scratch / "f"))
+            build("fashion_mnist", FASHION_DIR, f_dir if last else scratch / "f"))
         if args.rings:
-            runs["rings"].append(_build("qmnist/qmnist", ring_files, scratch / "r"))
-        runs["nist"].append(_build("qmnist/nist", files, n_dir if last else scratch / "n"))
+            runs["rings"].append(build("qmnist/qmnist", ring_files, scratch / "r"))
+        runs["nist"].append(build("qmnist/nist", files, n_dir if last else scratch / "n"))
         # From Python, into array_record files, every import in the clock: qmnist's
         # build needs no TensorFlow, fashion_mnist's imports it to encode its images.
-        runs["qmnist_array_record"].append(_build(
+        runs["qmnist_array_record"].append(build(
             "qmnist/qmnist", files, a_dir if last else scratch / "qa", "array_record",
             import_tensorflow=False))
-        runs["fashion_mnist_array_record"].append(_build(
+        runs["fashion_mnist_array_record"].append(build(
             "fashion_mnist", FASHION_DIR, scratch / "fa", "array_record",
             import_tensorflow=False))
     print("reading ...", flush=True)
-    read = _run_child("read", os.fspath(q_dir), os.fspath(f_dir), str(args.read_repeats),
-                      str(args.batch))
-    reads = _run_child("random", os.fspath(a_dir), str(args.reads))
-    imports = _run_child("imports")
+    read = harness.run_child(__file__, "read", q_dir, f_dir, args.read_repeats, args.batch)
+    reads = harness.run_child(__file__, "random", a_dir, args.reads)
+    imports = harness.run_child(__file__, "imports")
     load_after = os.getloadavg()
 
     def median(kind: str, key: str) -> float:
@@ -404,20 +391,21 @@ def main() -> None:
         return count / (run["seconds"] + (run["import_seconds"] if with_import else 0))
 
     pairs = list(zip(runs["qmnist"], runs["fashion_mnist"], strict=True))
-    build_ratio = _spread([per_second(q, DISTINCT_IMAGES) / per_second(f, FASHION_EXAMPLES)
-                           for q, f in pairs])
-    written_ratio = _spread([per_second(q, q["examples"]) / per_second(f, FASHION_EXAMPLES)
-                             for q, f in pairs])
-    import_ratio = _spread([per_second(q, DISTINCT_IMAGES, True)
-                            / per_second(f, FASHION_EXAMPLES, True) for q, f in pairs])
+    build_ratio = harness.spread([per_second(q, DISTINCT_IMAGES)
+                                  / per_second(f, FASHION_EXAMPLES) for q, f in pairs])
+    written_ratio = harness.spread([per_second(q, q["examples"])
+                                    / per_second(f, FASHION_EXAMPLES) for q, f in pairs])
+    import_ratio = harness.spread([per_second(q, DISTINCT_IMAGES, True)
+                                   / per_second(f, FASHION_EXAMPLES, True) for q, f in pairs])
     python_pairs = list(zip(runs["qmnist_array_record"], runs["fashion_mnist_array_record"],
                             strict=True))
-    python_ratio = _spread([per_second(q, DISTINCT_IMAGES, True)
-                            / per_second(f, FASHION_EXAMPLES, True) for q, f in python_pairs])
+    python_ratio = harness.spread([per_second(q, DISTINCT_IMAGES, True)
+                                   / per_second(f, FASHION_EXAMPLES, True)
+                                   for q, f in python_pairs])
     t = read["seconds"]
 
     def read_ratio(ours: str, theirs: str) -> dict:
-        return _spread([b / a for a, b in zip(t[ours], t[theirs], strict=True)])
+        return harness.spread([b / a for a, b in zip(t[ours], t[theirs], strict=True)])
 
     def rate(task: str) -> float:
         return TRAIN_EXAMPLES / statistics.median(t[task])
@@ -444,8 +432,8 @@ def main() -> None:
          python_ratio),
         ("train split to numpy (s): load_arrays vs batch_size=-1",
          statistics.median(t["to_numpy_fast"]), statistics.median(t["to_numpy_tfds"]),
-         _spread([b / a for a, b in zip(t["to_numpy_fast"], t["to_numpy_tfds"],
-                                        strict=True)])),
+         harness.spread([b / a for a, b in zip(t["to_numpy_fast"], t["to_numpy_tfds"],
+                                               strict=True)])),
         (f"epoch-1 stream, batch {args.batch}, every feature (examples/s)",
          rate("stream_qmnist"), rate("stream_fashion_mnist"),
          read_ratio("stream_qmnist", "stream_fashion_mnist")),
@@ -457,9 +445,10 @@ def main() -> None:
         rings_seconds = median("rings", "seconds")
         rows.append(("RING IMAGES, not same pixels: build distinct images/s",
                      DISTINCT_IMAGES / rings_seconds, FASHION_EXAMPLES / f_seconds,
-                     _spread([per_second(g, DISTINCT_IMAGES) / per_second(f, FASHION_EXAMPLES)
-                              for g, f in zip(runs["rings"], runs["fashion_mnist"],
-                                              strict=True)])))
+                     harness.spread([per_second(g, DISTINCT_IMAGES)
+                                     / per_second(f, FASHION_EXAMPLES)
+                                     for g, f in zip(runs["rings"], runs["fashion_mnist"],
+                                                     strict=True)])))
     # Where streaming time goes, per example: the same pipeline without PNG
     # decoding isolates parsing (qmnist's extra features) from image decoding.
     breakdown = {
@@ -520,24 +509,21 @@ def main() -> None:
           f"{args.read_repeats} read rounds")
     print(f"\n{'measure':66} {'qmnist':>9} {'reference':>9} {'ratio':>6} {'range':>12}")
     for what, ours, theirs, ratio in rows:
-        print(f"{what:66} {ours:9.2f} {theirs:9.2f} {ratio['median']:5.2f}x "
-              f"{ratio['min']:5.2f}-{ratio['max']:.2f}x")
+        print(f"{what:66} {ours:9.2f} {theirs:9.2f} {harness.ratio_text(ratio)}")
     for what, ours, theirs in extra:
         print(f"{what:66} {ours:9.2f} {theirs:9.2f}")
     for what, value in single:
         print(f"{what:66} {value:9.0f}")
     if args.jax_repeats:
         results["jax_inputs"] = _jax_inputs(args.work_dir, args.jax_repeats)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    harness.write_json(args.json, results)
 
 
 def _jax_inputs(work_dir: Path, repeats: int) -> dict:
     """benchmarks/jax_inputs.py's table, on fresh builds of the same-pixel files."""
     import shutil
 
-    sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))
-    import jax_inputs
+    import jax_inputs  # beside this file (see harness.py)
 
     for file_format in ("tfrecord", "array_record"):  # builds by an earlier version: rebuild
         shutil.rmtree(work_dir / file_format, ignore_errors=True)

@@ -36,36 +36,23 @@ per round, in a shuffled order.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if os.fspath(REPO_ROOT) not in sys.path:  # a checkout that is not installed
-    sys.path.insert(0, os.fspath(REPO_ROOT))
+import harness
+import speed
 
 TRAIN_EXAMPLES = 60_000
 BATCH = 128
 WARM_UP_BATCHES = 40
 IMAGE_LABEL = ("image", "label")
-
-
-def _speed_module():
-    """`benchmarks/speed.py`, imported by path (the benchmarks are not a package)."""
-    spec = importlib.util.spec_from_file_location("speed", Path(__file__).with_name("speed.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def metadata_names() -> list[str]:
@@ -211,35 +198,16 @@ def child_parse(qmnist_dir: Path, fashion_dir: Path, seed: int) -> dict[str, dic
     return {name: times[name] for name in tasks}
 
 
-def run_child(*args: str) -> dict:
-    """Runs this file's `--child` mode in a fresh process; returns its JSON answer."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    out = subprocess.run([sys.executable, os.fspath(Path(__file__).resolve()), "--child", *args],
-                         check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def prepare(work_dir: Path) -> tuple[Path, Path]:
     """Builds `qmnist` and `fashion_mnist` on the same pixels, unless the work dir has them."""
-    speed = _speed_module()
-    files = work_dir / "same-pixels"
-    if not (files / "checksums.tsv").exists():
-        print(f"writing QMNIST-layout files of Fashion-MNIST images into {files} ...", flush=True)
-        speed.write_same_pixel_files(files)
+    files = speed.same_pixel_files(work_dir)
     qmnist_dir, fashion_dir = work_dir / "data" / "qmnist", work_dir / "data" / "fashion_mnist"
     for dataset, source, data_dir in (("qmnist/qmnist", files, qmnist_dir),
                                       ("fashion_mnist", speed.FASHION_DIR, fashion_dir)):
         if not list(data_dir.glob(f"{dataset}/*/dataset_info.json")):
             print(f"building {dataset} into {data_dir} ...", flush=True)
-            run_child("build", dataset, os.fspath(source), os.fspath(data_dir))
+            speed.build(dataset, source, data_dir)
     return qmnist_dir, fashion_dir
-
-
-def spread(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "all": values}
 
 
 def slope(counts: list[int], values: list[float]) -> float:
@@ -262,7 +230,7 @@ def run_streams(variants: dict[str, dict[str, Any]], repeats: int,
         random.Random(round_index).shuffle(order)
         log(f"streaming, round {round_index + 1} of {repeats} ...")
         for name in order:
-            result = run_child("stream", json.dumps(variants[name]))
+            result = harness.run_child(__file__, "stream", json.dumps(variants[name]))
             for kind in times:
                 times[kind][name].append(result[kind])
     return times
@@ -274,7 +242,8 @@ def stream_table(seconds: dict[str, list[float]], reference: str) -> list[dict[s
     for name, values in seconds.items():
         us = [s / TRAIN_EXAMPLES * 1e6 for s in values]
         ratio = [r / s for r, s in zip(seconds[reference], values, strict=True)]
-        rows.append({"what": name, "us_per_example": spread(us), "ratio": spread(ratio)})
+        rows.append({"what": name, "us_per_example": harness.spread(us),
+                     "ratio": harness.spread(ratio)})
     return rows
 
 
@@ -283,11 +252,11 @@ def print_rows(rows: list[dict[str, Any]], title: str, unit: str = "us/example")
     for row in rows:
         us, ratio = row["us_per_example"], row["ratio"]
         print(f"{row['what']:52} {us['median']:10.1f} {us['min']:6.1f}-{us['max']:<6.1f} "
-              f"{ratio['median']:9.2f}x {ratio['min']:5.2f}-{ratio['max']:.2f}x")
+              f"{harness.ratio_text(ratio, width=9)}")
 
 
 def machine_line() -> tuple[dict[str, Any], str]:
-    host = _speed_module().machine()
+    host = speed.machine()
     load = os.getloadavg()
     versions = ", ".join(f"{k} {v}" for k, v in host["versions"].items())
     return host, (f"machine: {host['cpu']}, {host['cores']} cores, load average "
@@ -295,25 +264,20 @@ def machine_line() -> tuple[dict[str, Any], str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--work-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "qmnist_stream_bench",
                         help="same-pixel files and both builds (reused when present)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of every timing")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = harness.parse_args(parser)
     if args.child:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         kind, *rest = args.child
-        if kind == "build":
-            result = _speed_module().child_build(rest[0], Path(rest[1]), Path(rest[2]),
-                                                 "tfrecord")
-        elif kind == "stream":
+        if kind == "stream":
             result = child_stream(json.loads(rest[0]))
         else:
             result = child_parse(Path(rest[0]), Path(rest[1]), int(rest[2]))
-        print(json.dumps(result))
+        harness.answer(result)
         return
 
     host, line = machine_line()
@@ -324,8 +288,7 @@ def main() -> None:
     parses: Timings = {"seconds": {}, "cpu_seconds": {}}
     for round_index in range(args.repeats):
         print(f"parsing, round {round_index + 1} of {args.repeats} ...", flush=True)
-        result = run_child("parse", os.fspath(qmnist_dir), os.fspath(fashion_dir),
-                           str(round_index))
+        result = harness.run_child(__file__, "parse", qmnist_dir, fashion_dir, round_index)
         for name, times in result.items():
             for kind in parses:
                 parses[kind].setdefault(name, []).append(times[kind])
@@ -338,8 +301,8 @@ def main() -> None:
         partial = [[s / TRAIN_EXAMPLES * 1e6 for s in seconds[f"qmnist image+label+{k}"]]
                    for k in counts]
         slopes[kind] = {"on_medians": slope(counts, [statistics.median(p) for p in partial]),
-                        **spread([slope(counts, [p[i] for p in partial])
-                                  for i in range(args.repeats)])}
+                        **harness.spread([slope(counts, [p[i] for p in partial])
+                                          for i in range(args.repeats)])}
     tables = {
         kind: {"stream": stream_table(streams[kind], "fashion_mnist"),
                "parse": stream_table(parses[kind],
@@ -361,13 +324,13 @@ def main() -> None:
                    f"{label} us/ex")
     print("(in the parsing tables the ratio is to fashion_mnist's parse_single_example, "
           "2 features)")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "machine": host, "machine_before": line, "machine_after": line_after,
-            "repeats": args.repeats, "batch": BATCH, "examples": TRAIN_EXAMPLES,
-            "stream_times": streams, "parse_times": parses, "tables": tables,
-            "slope_us_per_metadata_feature": slopes,
-        }, indent=2) + "\n")
+    harness.write_json(args.json, {
+        "machine": host, "machine_before": line, "machine_after": line_after,
+        "repeats": args.repeats, "batch": BATCH, "examples": TRAIN_EXAMPLES,
+        "stream_times": streams, "parse_times": parses, "tables": tables,
+        "slope_us_per_metadata_feature": slopes,
+    })
+
 
 if __name__ == "__main__":
     main()

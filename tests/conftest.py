@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import json
+import importlib
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
 from unittest import mock
 
@@ -34,11 +32,11 @@ BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 
 
 def load_benchmark(name: str):
-    """`benchmarks/<name>.py` as a module (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """`benchmarks/<name>.py` as a module, imported as the scripts import each other:
+    with their folder (not a package) first on `sys.path`, as when one runs."""
+    if os.fspath(BENCHMARKS_DIR) not in sys.path:
+        sys.path.insert(0, os.fspath(BENCHMARKS_DIR))
+    return importlib.import_module(name)
 
 
 def run_benchmark_child(name: str, *args, timeout: float = 600,
@@ -49,15 +47,9 @@ def run_benchmark_child(name: str, *args, timeout: float = 600,
     (`tests/prewarmed.py`): for steps that import it anyway and whose results
     the test does not read for what the process imported or held.
     """
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, os.fspath(BENCHMARKS_DIR / f"{name}.py"), "--child",
-               *map(str, args)]
-    if fresh:
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-    else:
-        done = prewarmed.run(command, env=env, timeout=timeout)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    harness = load_benchmark("harness")
+    return harness.run_child(BENCHMARKS_DIR / f"{name}.py", *args, timeout=timeout,
+                             run=None if fresh else prewarmed.run)
 
 
 def pytest_sessionstart(session):

@@ -2,10 +2,13 @@
 
 `tfds.as_numpy(tfds.load(..., batch_size=-1))` parses and PNG-decodes one
 example at a time through a tf.data pipeline. `load_arrays` returns the same
-arrays several times faster: it parses the TFRecord shards in large batches
-with `tf.io.parse_example` and decodes the PNGs that this package's builder
-writes (one IDAT, filter type 0: a zlib stream of the raw rows) with zlib and
-numpy, falling back to a full PNG decoder for any other PNG.
+arrays several times faster. From the array_record copy that a default build
+writes, it decodes the split as the in-memory data source does
+(`data_source.InMemoryDataSource.arrays`), without TensorFlow. From TFRecord
+files alone, it parses the shards in large batches with `tf.io.parse_example`
+and decodes the PNGs that this package's builder writes (one IDAT, filter type
+0: a zlib stream of the raw rows) with zlib and numpy, falling back to a full
+PNG decoder for any other PNG.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from qmnist_tfds import lazy_tf, png
+from qmnist_tfds import data_source, lazy_tf, png
 
 _BATCH = 4096  # small enough for decoding to overlap parsing
 _HEIGHT = _WIDTH = 28
@@ -49,10 +52,21 @@ def load_arrays(
     The result equals `tfds.as_numpy(tfds.load(name, split=split,
     data_dir=data_dir, batch_size=-1))`: the same keys, dtypes, shapes and
     values in the same order. `split` may use TFDS's slicing syntax
-    (`"test[:1000]"`). The dataset must have been built in TFRecord format.
+    (`"test[:1000]"`). The dataset must have been prepared; a dataset that
+    holds no array_record copy is read with TensorFlow.
     """
-    tf = lazy_tf.tensorflow()
     builder = tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
+    if tfds.core.FileFormat.ARRAY_RECORD in builder.info.available_file_formats():
+        source = builder.as_data_source(split)
+        found = source.arrays() if isinstance(source, data_source.InMemoryDataSource) else None
+        if found is not None:
+            return found
+    return _load_tfrecord(builder, split)
+
+
+def _load_tfrecord(builder: tfds.core.DatasetBuilder, split: str) -> dict[str, np.ndarray]:
+    """`load_arrays` from the TFRecord files, through tf.data."""
+    tf = lazy_tf.tensorflow()
     features = builder.info.features
     specs = {
         key: tf.io.FixedLenFeature([], tf.string if key == "image" else tf.int64)

@@ -192,6 +192,25 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         images[..., 0] = pixels
         own[:] = served & laid_out
 
+    def arrays(self) -> dict[str, np.ndarray] | None:
+        """Every feature of the split as one array each (keys in the features' order,
+        their numpy dtypes), as `tfds.as_numpy(tfds.load(..., batch_size=-1))` gives
+        them; None where this source does not serve the split from memory."""
+        if not self._fast:
+            return None
+        features = self.dataset_info.features
+        if not self._length:
+            return {key: np.zeros((0, *info.shape), dtype=info.np_dtype)
+                    for key, info in features.get_tensor_info().items()}
+        split = self._load()
+        columns = {"image": split.images}
+        for column, key in enumerate(self._int_keys):
+            columns[key] = split.ints[:, column].astype(self._int_kinds[key])
+        for index in np.flatnonzero(np.frombuffer(split.own, dtype=np.uint8) == 0).tolist():
+            for key, value in super().__getitem__(index).items():  # TFDS's path
+                columns[key][index] = value
+        return {key: columns[key] for key in features}
+
     def __getitem__(self, key: SupportsIndex) -> Any:
         if not self._fast:
             return super().__getitem__(key)

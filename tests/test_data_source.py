@@ -184,6 +184,13 @@ def test_records_in_another_layout_are_decoded_by_tfds(dummy_build, tmp_path):
         assert_same_example(ours[i], theirs[i])
     chunk = ours._split
     assert [chunk.own[i] for i in range(6)] == [1, 1, 1, 0, 0, 1]
+    # The whole split at once (what load_arrays returns): the same records.
+    whole = ours.arrays()  # keys in the features' order, as batch_size=-1 (test_arrays.py)
+    assert sorted(whole) == sorted(theirs[0])
+    for key, values in whole.items():
+        assert values.dtype == ours.dataset_info.features[key].np_dtype, key
+        np.testing.assert_array_equal(
+            values, np.stack([theirs[i][key] for i in range(len(theirs))]), err_msg=key)
 
 
 def test_integers_outside_int32_are_served_by_tfds(dummy_build, tmp_path):

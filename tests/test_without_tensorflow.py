@@ -1,8 +1,8 @@
 """An install without TensorFlow, as JAX users have it (`.ci/stacks/jax.txt`).
 
-The package builds array_record files from the dummy data, and `tfds.data_source`
-and Grain read them; nothing imports TensorFlow, and what needs it says how to
-install it. Where TensorFlow is installed, tests/test_dropin.py checks the same
+The package builds array_record files from the dummy data, and `tfds.data_source`,
+Grain and `load_arrays` read them; nothing imports TensorFlow, and what needs it
+says how to install it. Where TensorFlow is installed, tests/test_dropin.py checks the same
 paths with TensorFlow hidden from the interpreter.
 """
 
@@ -38,8 +38,12 @@ def _upstream_train() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def train_source(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def train_source(data_dir):
     with registered_checksums(DUMMY_DATA / "checksums.tsv"):
         return tfds.data_source(
             "qmnist", split="train", data_dir=data_dir,
@@ -72,6 +76,17 @@ def test_grain_reads_every_example_once_per_epoch(train_source):
     seen = [index for _, indices in dataset for index in indices.tolist()]
     assert sorted(seen) == sorted(columns[:, 5].tolist())
     assert seen != columns[:, 5].tolist()  # shuffled
+    assert "tensorflow" not in sys.modules
+
+
+def test_load_arrays_decodes_the_array_record_build(train_source, data_dir):
+    pixels, columns = _upstream_train()
+    train = qmnist_tfds.load_arrays("train", data_dir=data_dir)
+    np.testing.assert_array_equal(train["image"], pixels)
+    np.testing.assert_array_equal(train["label"], columns[:, 0])
+    np.testing.assert_array_equal(train["writer_id"], columns[:, 2])
+    assert (train["image"].dtype, train["label"].dtype, train["writer_id"].dtype) == \
+        (np.uint8, np.int64, np.int32)
     assert "tensorflow" not in sys.modules
 
 

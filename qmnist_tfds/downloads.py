@@ -105,7 +105,7 @@ def short_cause(error: BaseException, url: str) -> str:
 
 def failure_help(config: str, urls: Mapping[str, str], error: BaseException) -> str:
     """The message of a failed download: what failed, and the three ways out."""
-    names = [FILES[key] for key in CONFIG_FILES[config]]
+    names = [FILES[key] for key in urls]
     base = next(iter(urls.values())).rsplit("/", 1)[0] + "/"
     return (
         f"Could not download the files of qmnist/{config} from {base} "

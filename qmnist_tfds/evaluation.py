@@ -241,8 +241,8 @@ def report(predictions, split: str, *, data_dir=None, manual_dir=None,
         if part != split:
             rows.append(row(part, "all", inside))
         for hsf in np.unique(series[inside]).tolist():
-            writers = f"hsf{hsf}: {HSF_WRITERS.get(hsf, 'unknown')}"
-            rows.append(row(f"{part} hsf{hsf}", writers, inside & (series == hsf)))
+            rows.append(row(f"{part} hsf{hsf}", HSF_WRITERS.get(hsf, "unknown"),
+                            inside & (series == hsf)))
     return Report(split=split, confidence=confidence, rows=tuple(rows))
 
 

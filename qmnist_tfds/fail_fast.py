@@ -66,16 +66,18 @@ def register(urls: Iterable[str]) -> bool:
 
 
 def download(dl_manager: tfds.download.DownloadManager, config: str,
-             urls: Mapping[str, str]) -> dict[str, Any]:
+             urls: Mapping[str, str], *, caller: str | None = None) -> dict[str, Any]:
     """`dl_manager.download(urls)`, failing fast; a failure raises `DownloadError`
-    with `downloads.failure_help` (what failed, and the ways out) for `config`."""
+    with `downloads.failure_help` (what failed, and the ways out) for `config`,
+    or for the function `caller`."""
     register(urls.values())
     try:
         return dl_manager.download(dict(urls))
     except (tfds.download.DownloadError, requests.RequestException, OSError) as e:
         # TFDS raises the first failure; the other files may still be on their way.
         wait_for_running(urls.values(), timeout=WAIT_FOR_OTHERS)
-        error = tfds.download.DownloadError(downloads.failure_help(config, urls, e))
+        error = tfds.download.DownloadError(downloads.failure_help(config, urls, e,
+                                                                   caller=caller))
         if downloads.connection_failure(e, next(iter(urls.values()))) is None:
             raise error from e
         # The message says why; urllib3's nested errors would bury it (still

@@ -67,7 +67,8 @@ def label_files(
         dataset_name="qmnist",
     )
     urls = {key: base_url + downloads.FILES[key] for key in keys}
-    return fail_fast.download(manager, "qmnist", urls)
+    return fail_fast.download(manager, "qmnist", urls,
+                              caller="qmnist_tfds.mnist_metadata or evaluation.report")
 
 
 def metadata_columns(labels: np.ndarray) -> dict[str, np.ndarray]:

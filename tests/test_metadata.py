@@ -155,7 +155,7 @@ def test_metadata_downloads_once_verified_then_reads_the_download(upstream_dir, 
         qmnist_tfds.mnist_metadata("train", data_dir=tmp_path / "data", manual_dir=tampered)
 
 
-def test_metadata_offline_fails_fast_with_the_builders_help(tmp_path, monkeypatch):
+def test_metadata_offline_fails_fast_with_help(tmp_path, monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -165,7 +165,8 @@ def test_metadata_offline_fails_fast_with_the_builders_help(tmp_path, monkeypatc
     message = str(raised.value)
     assert f"connection refused by 127.0.0.1:{port}" in message
     assert "It needs: qmnist-train-labels-idx2-int.gz." in message
-    assert "--manual_dir DIR" in message and downloads.MIRROR_ENV in message
+    assert "pass manual_dir=DIR to qmnist_tfds.mnist_metadata" in message
+    assert f"set {downloads.MIRROR_ENV}=URL." in message
 
 
 @pytest.mark.parametrize(("arguments", "named"), [

@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 
 import qmnist_tfds
 from qmnist_tfds import downloads, idx, metadata
-from tests.conftest import FASHION_MNIST_DIR
+from tests.conftest import DUMMY_DATA, FASHION_MNIST_DIR, config_files, registered_checksums
 
 # MNIST's class counts, as published with MNIST and computed by others from its files.
 MNIST_COUNTS = {
@@ -153,6 +153,21 @@ def test_metadata_downloads_once_verified_then_reads_the_download(upstream_dir, 
     (tampered / downloads.FILES["train_labels"]).write_bytes(bytes(data))
     with pytest.raises(Exception, match="wrong checksum"):
         qmnist_tfds.mnist_metadata("train", data_dir=tmp_path / "data", manual_dir=tampered)
+
+
+def test_metadata_reads_the_downloads_of_a_prepared_dataset(tmp_path, monkeypatch):
+    """A `qmnist` build that downloaded (from a mirror that is gone since) leaves
+    the label files where `mnist_metadata` looks: no second download."""
+    mirror = config_files("qmnist", tmp_path / "mirror")
+    monkeypatch.setenv(downloads.MIRROR_ENV, mirror.as_uri() + "/")
+    with registered_checksums(DUMMY_DATA / "checksums.tsv"):
+        tfds.builder("qmnist", config="qmnist", data_dir=os.fspath(tmp_path / "data"),
+                     array_record_copy=False).download_and_prepare()
+        shutil.rmtree(mirror)
+        columns = qmnist_tfds.mnist_metadata("train", data_dir=tmp_path / "data")
+    labels = idx.read_extended_labels(DUMMY_DATA / downloads.FILES["train_labels"])
+    np.testing.assert_array_equal(columns["label"], labels[:, 0])
+    np.testing.assert_array_equal(columns["writer_digit_index"], labels[:, 3])
 
 
 def test_metadata_offline_fails_fast_with_help(tmp_path, monkeypatch):

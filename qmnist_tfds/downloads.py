@@ -103,19 +103,28 @@ def short_cause(error: BaseException, url: str) -> str:
     return f"{type(error).__name__}: {text}"
 
 
-def failure_help(config: str, urls: Mapping[str, str], error: BaseException) -> str:
-    """The message of a failed download: what failed, and the three ways out."""
-    names = [FILES[key] for key in CONFIG_FILES[config]]
+def failure_help(config: str, urls: Mapping[str, str], error: BaseException, *,
+                 caller: str | None = None) -> str:
+    """The message of a failed download: what failed, and the three ways out.
+
+    The ways out are a build's, or, with `caller`, the arguments of that function.
+    """
+    names = [FILES[key] for key in urls]
     base = next(iter(urls.values())).rsplit("/", 1)[0] + "/"
+    if caller is None:
+        manual = (f"run\n     tfds build --imports qmnist_tfds qmnist/{config} --manual_dir DIR\n")
+        mirror = (f"run\n     {MIRROR_ENV}=URL tfds build --imports qmnist_tfds qmnist/{config}\n"
+                  f"     (in Python: tfds.load('qmnist/{config}', "
+                  "builder_kwargs={'mirror_url': URL})).")
+    else:
+        manual = f"pass manual_dir=DIR to {caller}.\n"
+        mirror = f"set {MIRROR_ENV}=URL."
     return (
         f"Could not download the files of qmnist/{config} from {base} "
         f"({short_cause(error, base)}).\n"
         f"It needs: {', '.join(names)}. Any of these gets them:\n"
         f"  1. Retry where {base} is reachable.\n"
         "  2. Copy the files into a folder DIR (from any source: they are checked "
-        "against the same checksums) and run\n"
-        f"     tfds build --imports qmnist_tfds qmnist/{config} --manual_dir DIR\n"
-        "  3. Serve them under their names from a mirror URL and run\n"
-        f"     {MIRROR_ENV}=URL tfds build --imports qmnist_tfds qmnist/{config}\n"
-        f"     (in Python: tfds.load('qmnist/{config}', builder_kwargs={{'mirror_url': URL}}))."
+        f"against the same checksums) and {manual}"
+        f"  3. Serve them under their names from a mirror URL and {mirror}"
     )

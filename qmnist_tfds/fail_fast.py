@@ -28,7 +28,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -36,6 +36,8 @@ import tensorflow_datasets as tfds
 from requests.adapters import HTTPAdapter
 from tensorflow_datasets.core.download import downloader
 from urllib3.util.retry import Retry
+
+from qmnist_tfds import downloads
 
 # Seconds to wait for a TCP connection (not for the transfer, which has no limit).
 CONNECT_TIMEOUT = 20
@@ -61,6 +63,26 @@ def register(urls: Iterable[str]) -> bool:
     with _lock:
         _urls.update(urls)
         return _install()
+
+
+def download(dl_manager: tfds.download.DownloadManager, config: str,
+             urls: Mapping[str, str], *, caller: str | None = None) -> dict[str, Any]:
+    """`dl_manager.download(urls)`, failing fast; a failure raises `DownloadError`
+    with `downloads.failure_help` (what failed, and the ways out) for `config`,
+    or for the function `caller`."""
+    register(urls.values())
+    try:
+        return dl_manager.download(dict(urls))
+    except (tfds.download.DownloadError, requests.RequestException, OSError) as e:
+        # TFDS raises the first failure; the other files may still be on their way.
+        wait_for_running(urls.values(), timeout=WAIT_FOR_OTHERS)
+        error = tfds.download.DownloadError(downloads.failure_help(config, urls, e,
+                                                                   caller=caller))
+        if downloads.connection_failure(e, next(iter(urls.values()))) is None:
+            raise error from e
+        # The message says why; urllib3's nested errors would bury it (still
+        # reachable as the error's __context__).
+        raise error from None
 
 
 def wait_for_running(urls: Iterable[str], timeout: float) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -11,12 +13,14 @@ import sys
 from unittest import mock
 
 import filelock
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
-from qmnist_tfds import downloads
+from qmnist_tfds import downloads, idx
 from qmnist_tfds.qmnist import qmnist_dataset_builder
+from qmnist_tfds.qmnist.qmnist_dataset_builder import TEST10K_SIZE
 from tests import prewarmed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -156,3 +160,58 @@ def array_record_build(tmp_path_factory) -> pathlib.Path:
               file_format="array_record")
 
     return shared_build(tmp_path_factory, "array_record", make)
+
+
+def build_tfds_mnist(dataset: str, files_dir: pathlib.Path, data_dir: pathlib.Path) -> None:
+    """Builds TFDS's own `dataset` ("mnist" or "fashion_mnist") from the IDX files in
+    `files_dir`, with TFDS's own builder and writer, for tests of record order.
+
+    The labels are read from the files by TFDS's code; the images are not: every
+    record holds one blank PNG (TFDS stores encoded bytes untouched), which saves
+    encoding 70,000 images and changes neither the records' keys nor their order.
+    """
+    from tensorflow_datasets.core.download import checksums
+    from tensorflow_datasets.image_classification import mnist
+
+    from qmnist_tfds import png
+
+    builder_class = {"mnist": mnist.MNIST, "fashion_mnist": mnist.FashionMNIST}[dataset]
+    infos = {}
+    for path in sorted(files_dir.glob("*-ubyte.gz")):
+        data = path.read_bytes()
+        infos[builder_class.URL + path.name] = checksums.UrlInfo(
+            size=len(data), checksum=hashlib.sha256(data).hexdigest(), filename=path.name)
+    blank = png.encode_gray_pngs(np.zeros((1, 28, 28), np.uint8))[0]
+    with mock.patch.object(builder_class, "url_infos", infos), \
+            mock.patch.object(mnist, "_extract_mnist_images", lambda _, count: [blank] * count):
+        tfds.builder(dataset, data_dir=os.fspath(data_dir)).download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(files_dir)))
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_build(tmp_path_factory) -> pathlib.Path:
+    """A data_dir holding TFDS's `fashion_mnist`, built by TFDS from Debian's files."""
+    if not (FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz").exists():
+        pytest.skip(f"{FASHION_MNIST_DIR} absent: apt-get install -y dataset-fashion-mnist")
+    return shared_build(tmp_path_factory, "fashion_mnist",
+                        lambda data_dir: build_tfds_mnist("fashion_mnist", FASHION_MNIST_DIR,
+                                                          data_dir))
+
+
+@pytest.fixture(scope="session")
+def mnist_standin(tmp_path_factory, upstream_dir) -> pathlib.Path:
+    """A data_dir holding TFDS's `mnist`, built by TFDS from MNIST's labels (those of
+    QMNIST's train file and of its first 10,000 test rows) and blank images;
+    `<data_dir>/files/` holds the IDX files it was built from."""
+    def make(data_dir):
+        files = data_dir / "files"
+        files.mkdir()
+        for split, key, count in (("train", "train_labels", None),
+                                  ("t10k", "test_labels", TEST10K_SIZE)):
+            labels = idx.read_extended_labels(upstream_dir / downloads.FILES[key])[:count, 0]
+            idx.write_idx(files / f"{split}-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+            idx.write_idx(files / f"{split}-images-idx3-ubyte.gz",
+                          np.zeros((len(labels), 28, 28), np.uint8))
+        build_tfds_mnist("mnist", files, data_dir)
+
+    return shared_build(tmp_path_factory, "mnist_standin", make)

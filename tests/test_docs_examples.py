@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, idx
 from tests import prewarmed
-from tests.conftest import DUMMY_DATA, REPO_ROOT
+from tests.conftest import DUMMY_DATA, REPO_ROOT, registered_checksums
 
 sys.path.insert(0, os.fspath(REPO_ROOT / "docs" / "examples"))
 
@@ -83,10 +83,70 @@ def _snippets() -> list[tuple[str, str]]:
     return found
 
 
+# Set-up for blocks that call keras.datasets.mnist.load_data(), which downloads: the
+# same arrays from the IDX files that the stand-in `mnist` was built from.
+KERAS_MNIST = """
+import os as _os
+import keras as _keras
+from qmnist_tfds import idx as _idx
+
+def _load_data(path="mnist.npz"):
+    files = _os.environ["MNIST_STANDIN_FILES"]
+    return tuple((_idx.read_idx(f"{files}/{name}-images-idx3-ubyte.gz"),
+                  _idx.read_idx(f"{files}/{name}-labels-idx1-ubyte.gz"))
+                 for name in ("train", "t10k"))
+
+_keras.datasets.mnist.load_data = _load_data
+"""
+
+
+def _mnist_environment(request) -> dict[str, str]:
+    """For blocks about MNIST itself: TFDS's `mnist` built by TFDS from MNIST's labels
+    (`mnist_standin`) where TFDS looks by default, and the real label files served as
+    the package's mirror, verified against the real checksums."""
+    upstream = request.getfixturevalue("upstream_dir")
+    standin = request.getfixturevalue("mnist_standin")
+    return {"TFDS_DATA_DIR": os.fspath(standin), downloads.MIRROR_ENV: upstream.as_uri() + "/",
+            "MNIST_STANDIN_FILES": os.fspath(standin / "files")}
+
+
 @pytest.mark.parametrize(("where", "code"), _snippets(), ids=[w for w, _ in _snippets()])
-def test_snippet_runs_as_written(dummy_build, where, code, tmp_path):
+def test_snippet_runs_as_written(request, dummy_build, where, code, tmp_path):
     """Each python block, unchanged, against the default build of the dummy data put
-    where TFDS looks by default."""
+    where TFDS looks by default; blocks about MNIST against `_mnist_environment`."""
     env = dict(os.environ, TFDS_DATA_DIR=os.fspath(dummy_build))
+    if "mnist_metadata" in code or '"mnist"' in code:
+        env.update(_mnist_environment(request))
+    if "keras.datasets.mnist.load_data()" in code:
+        code = KERAS_MNIST + code
     result = prewarmed.run([sys.executable, "-c", code], env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, f"{where}:\n{code}\n{result.stderr[-3000:]}"
+
+
+def test_jax_evaluation_reports_on_the_data_it_trained_on(dummy_build, tmp_path):
+    """docs/examples/evaluate_jax.py on the dummy data; the labels for the report come
+    from the dummy test label file (manual_dir), verified against the dummy checksums.
+    The dummy labels are random, so the model errs on about 90% of the digits."""
+    evaluate_jax = pytest.importorskip("evaluate_jax", reason="needs jax: pip install '.[jax]'")
+    data_dir = tmp_path / "data"  # the shared build, read only; downloads/ goes here
+    data_dir.mkdir()
+    (data_dir / "qmnist").symlink_to(dummy_build / "qmnist")
+    with registered_checksums(DUMMY_DATA / "checksums.tsv"):
+        report = evaluate_jax.evaluate(steps=40, batch_size=8, data_dir=os.fspath(data_dir),
+                                       manual_dir=os.fspath(DUMMY_DATA))
+    labels = idx.read_idx(DUMMY_DATA / downloads.FILES["test_labels"])
+    rows = {row.name: row.error for row in report.rows}
+    series = {f"test10k hsf{s}": n for s, n in enumerate(np.bincount(labels[:10_000, 1])) if n}
+    series.update({f"test50k hsf{s}": n for s, n in enumerate(np.bincount(labels[10_000:, 1]))
+                   if n})
+    assert {name: error.n for name, error in rows.items()} == {
+        "test": len(labels), "test10k": 10_000, "test50k": len(labels) - 10_000, **series}
+    assert rows["test"].errors == rows["test10k"].errors + rows["test50k"].errors
+    assert rows["test10k"].errors == sum(rows[name].errors for name in series
+                                         if name.startswith("test10k"))
+    # Training is deterministic: the same model again, its errors counted here.
+    params, _ = evaluate_jax.train_jax.train(40, 8, os.fspath(data_dir))
+    predictions = evaluate_jax.predict(params, "test", os.fspath(data_dir))
+    assert rows["test"].errors == np.count_nonzero(predictions != labels[:, 0])
+    assert rows["test10k"].errors == np.count_nonzero(predictions[:10_000] != labels[:10_000, 0])
+    print(report)

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Iterator
 
 import numpy as np
-import requests
 import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core.download import checksums
@@ -279,19 +278,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _split_sources(self, dl_manager: tfds.download.DownloadManager) -> dict[str, dict]:
         """Downloads the config's files; returns each split's `examples.iter_chunks` arguments."""
         config = self.builder_config.name
-        urls = downloads.file_urls(config, self._base_url)
-        fail_fast.register(urls.values())
-        try:
-            paths = dl_manager.download(urls)
-        except (tfds.download.DownloadError, requests.RequestException, OSError) as e:
-            # TFDS raises the first failure; the other files may still be on their way.
-            fail_fast.wait_for_running(urls.values(), timeout=fail_fast.WAIT_FOR_OTHERS)
-            error = tfds.download.DownloadError(downloads.failure_help(config, urls, e))
-            if downloads.connection_failure(e, next(iter(urls.values()))) is None:
-                raise error from e
-            # The message says why; urllib3's nested errors would bury it (still
-            # reachable as the error's __context__).
-            raise error from None
+        paths = fail_fast.download(dl_manager, config,
+                                   downloads.file_urls(config, self._base_url))
 
         def files(name: str, **options) -> dict:
             return dict(images_path=paths[f"{name}_images"], labels_path=paths[f"{name}_labels"],

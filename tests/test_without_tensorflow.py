@@ -1,8 +1,9 @@
 """An install without TensorFlow, as JAX users have it (`.ci/stacks/jax.txt`).
 
 The package builds array_record files from the dummy data, and `tfds.data_source`,
-Grain and `load_arrays` read them; nothing imports TensorFlow, and what needs it
-says how to install it. Where TensorFlow is installed, tests/test_dropin.py checks the same
+Grain and `load_arrays` read them; `mnist_metadata` and `evaluation.report` read
+the real label files; nothing imports TensorFlow, and what needs it says how to
+install it. Where TensorFlow is installed, tests/test_dropin.py checks the same
 paths with TensorFlow hidden from the interpreter.
 """
 
@@ -23,7 +24,7 @@ import grain  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 import qmnist_tfds  # noqa: E402
-from qmnist_tfds import downloads  # noqa: E402
+from qmnist_tfds import downloads, evaluation  # noqa: E402
 from tests.conftest import DUMMY_DATA, registered_checksums  # noqa: E402
 
 
@@ -95,4 +96,20 @@ def test_what_needs_tensorflow_names_the_install_command(train_source, tmp_path)
         qmnist_tfds.load_arrays("train", data_dir=tmp_path)
     with pytest.raises(ImportError, match=r'pip install "qmnist-tfds\[tensorflow\]"'):
         tfds.builder("qmnist", data_dir=tmp_path).download_and_prepare()
+    assert "tensorflow" not in sys.modules
+
+
+def test_mnist_metadata_and_report_from_the_real_label_files(upstream_dir):
+    """MNIST's known class counts, and a report of a classifier that always says 1."""
+    train = qmnist_tfds.mnist_metadata("train", manual_dir=upstream_dir)
+    assert np.bincount(train["label"]).tolist() == [5923, 6742, 5958, 6131, 5842, 5421,
+                                                     5918, 6265, 5851, 5949]
+    test = qmnist_tfds.mnist_metadata("test", order="tfds", manual_dir=upstream_dir)
+    assert np.bincount(test["label"]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958,
+                                                    1028, 974, 1009]
+    assert sorted(test["mnist_index"].tolist()) == list(range(10_000))
+    ones = evaluation.report(np.ones(10_000, dtype=np.int64), "test10k",
+                             manual_dir=upstream_dir)
+    first = ones.rows[0]
+    assert (first.name, first.error.n, first.error.errors) == ("test10k", 10_000, 10_000 - 1135)
     assert "tensorflow" not in sys.modules

@@ -2,6 +2,7 @@
 
     python stack_check.py STACK_FILE FREEZE_BEFORE FREEZE_AFTER CHECK_BEFORE CHECK_AFTER
                           [--keep-all] [--may-move "NAME ..."] [--absent "NAME ..."]
+    python stack_check.py --pins FREEZE
     python stack_check.py --tensorflow FREEZE
 
 FREEZE_* hold `pip freeze`, CHECK_* `pip check` output. Prints what pip changed.
@@ -16,8 +17,9 @@ installed before changed; if one of the `--absent` distributions is installed
 after. The `--may-move` names are exempt from the version checks (the stack
 file says why), not from `pip check`.
 
-`--tensorflow FREEZE` prints the TensorFlow distribution of FREEZE as a pip
-requirement pinned to its version (`tensorflow-cpu==2.19.1`), or nothing.
+`--pins FREEZE` prints the TensorFlow and TFDS distributions of FREEZE as pip
+requirements pinned to their versions (`tensorflow-cpu==2.19.1
+tensorflow-datasets==4.9.9`), or nothing; `--tensorflow FREEZE` the TensorFlow one alone.
 """
 
 from __future__ import annotations
@@ -61,10 +63,12 @@ def stack_names(path: str) -> set[str]:
     return names
 
 
-def tensorflow_requirement(freeze_path: str) -> str:
-    found = [f"{name}=={version}" for name, version in sorted(freeze(freeze_path).items())
-             if name in FAMILIES["TensorFlow"]]
-    return found[0] if found else ""
+def pins(freeze_path: str, families: tuple[str, ...] = ("TensorFlow", "TFDS")) -> str:
+    """The stack's TensorFlow and TFDS, pinned: named in an install command, they make pip
+    keep them and honour what they require (protobuf, numpy, tensorflow-metadata)."""
+    names = set().union(*(FAMILIES[family] for family in families))
+    return " ".join(f"{name}=={version}" for name, version in sorted(freeze(freeze_path).items())
+                    if name in names)
 
 
 def problems(stack_path: str, before: dict[str, str], after: dict[str, str],
@@ -91,8 +95,11 @@ def problems(stack_path: str, before: dict[str, str], after: dict[str, str],
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--pins"]:
+        print(pins(argv[1]))
+        return 0
     if argv[:1] == ["--tensorflow"]:
-        print(tensorflow_requirement(argv[1]))
+        print(pins(argv[1], ("TensorFlow",)))
         return 0
     parser = argparse.ArgumentParser()
     parser.add_argument("stack")

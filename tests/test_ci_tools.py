@@ -75,16 +75,19 @@ def test_absent_distributions_and_new_broken_requirements_fail(stack_file):
     assert _problems(stack_file, BEFORE, breaks=["No broken requirements found."]) == []
 
 
-def test_freeze_names_are_normalized_and_the_tensorflow_requirement_pinned(tmp_path):
+def test_freeze_names_are_normalized_and_tensorflow_and_tfds_pinned(tmp_path):
     path = tmp_path / "freeze.txt"
     path.write_text("tensorflow_cpu==2.19.1\nimportlib_resources==7.1.0\n"
                     "qmnist-tfds @ file:///dist/qmnist_tfds-1.1.0-py3-none-any.whl\n")
     assert stack_check.freeze(str(path)) == {
         "tensorflow-cpu": "2.19.1", "importlib-resources": "7.1.0",
         "qmnist-tfds": "@ file:///dist/qmnist_tfds-1.1.0-py3-none-any.whl"}
-    assert stack_check.tensorflow_requirement(str(path)) == "tensorflow-cpu==2.19.1"
+    assert stack_check.pins(str(path)) == "tensorflow-cpu==2.19.1"
+    path.write_text("numpy==2.4.6\ntfds-nightly==4.9.9.dev1\ntensorflow==2.21.0\n")
+    assert stack_check.pins(str(path)) == "tensorflow==2.21.0 tfds-nightly==4.9.9.dev1"
+    assert stack_check.pins(str(path), ("TensorFlow",)) == "tensorflow==2.21.0"
     path.write_text("numpy==2.4.6\n")
-    assert stack_check.tensorflow_requirement(str(path)) == ""
+    assert stack_check.pins(str(path)) == ""
 
 
 def test_same_metadata_fails_on_any_difference(tmp_path, capsys):

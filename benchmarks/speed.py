@@ -174,10 +174,10 @@ def child_build(dataset: str, files: Path, data_dir: Path, file_format: str,
     if dataset.startswith("qmnist"):
         from etils import epath
 
-        from qmnist_tfds.qmnist import qmnist_dataset_builder
+        from qmnist_tfds import downloads
 
         # These files carry their own checksums; the real ones would reject them.
-        qmnist_dataset_builder.checksums_file = lambda: epath.Path(files / "checksums.tsv")
+        downloads.checksums_file = lambda: epath.Path(files / "checksums.tsv")
     else:
         from tensorflow_datasets.image_classification import mnist
 

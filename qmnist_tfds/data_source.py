@@ -30,11 +30,14 @@ from concurrent import futures
 from typing import Any, SupportsIndex
 
 import numpy as np
+import tensorflow_datasets as tfds
 from array_record.python import array_record_module
-from tensorflow_datasets.core import decode
-from tensorflow_datasets.core.data_sources import array_record, base
 
-from qmnist_tfds import png, records
+from qmnist_tfds import png, records, tfds_internals
+
+# TFDS's source, which `InMemoryDataSource` extends; where TFDS lacks it,
+# `in_memory` leaves TFDS's sources as they are.
+_TFDS_SOURCE: type = tfds_internals.array_record_source_class() or object
 
 # Records are read, parsed and decoded this many at a time, into arrays made
 # for the whole split, by this many threads: the memory a load passes through
@@ -87,15 +90,15 @@ def _serves_fast(features) -> bool:
             and np.dtype(image.np_dtype) == np.uint8)
 
 
-def _served_from_memory(source: array_record.ArrayRecordDataSource) -> bool:
+def _served_from_memory(source) -> bool:
     """Whether `source` reads what this module serves: every feature decoded, as is."""
     return (source.decoders is None
-            and source.deserialize_method == decode.DeserializeMethod.DESERIALIZE_AND_DECODE
+            and source.deserialize_method == tfds.decode.DeserializeMethod.DESERIALIZE_AND_DECODE
             and _serves_fast(source.dataset_info.features))
 
 
 @dataclasses.dataclass(repr=False)
-class InMemoryDataSource(array_record.ArrayRecordDataSource):
+class InMemoryDataSource(_TFDS_SOURCE):
     """TFDS's `ArrayRecordDataSource` for this dataset, served from memory.
 
     Same length, examples, errors and `repr` as TFDS's source (tests check it
@@ -110,7 +113,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
         # The files as they are now: `as_data_source` then sets the shared info
         # back to the dataset's main format.
         self._files = [(os.fspath(i.filename), i.skip, i.skip + i.take)
-                       for i in base.file_instructions(self.dataset_info, self.split)]
+                       for i in self.dataset_info.splits[self.split].file_instructions]
         self._lock = threading.Lock()
         self._split: _Split | None = None
         features = self.dataset_info.features
@@ -131,7 +134,7 @@ class InMemoryDataSource(array_record.ArrayRecordDataSource):
 
     def __repr__(self) -> str:
         text = super().__repr__()
-        return text.replace(type(self).__name__, array_record.ArrayRecordDataSource.__name__, 1)
+        return text.replace(type(self).__name__, _TFDS_SOURCE.__name__, 1)
 
     def _load(self) -> _Split:
         with self._lock:
@@ -246,8 +249,38 @@ def in_memory(sources):
         return {key: in_memory(value) for key, value in sources.items()}
     if isinstance(sources, list | tuple):
         return type(sources)(in_memory(value) for value in sources)
-    if type(sources) is not array_record.ArrayRecordDataSource or not _served_from_memory(sources):
+    if (type(sources) is not _TFDS_SOURCE or _TFDS_SOURCE is object
+            or not tfds_internals.available("array_record.ArrayRecordDataSource")
+            or not _served_from_memory(sources)):
         return sources
     return InMemoryDataSource(sources.dataset_info, split=sources.split,
                               decoders=sources.decoders,
                               deserialize_method=sources.deserialize_method)
+
+
+def restore_alternative_file_formats(info) -> None:
+    """Makes `info.available_file_formats()` include the formats that a prepared
+    dataset's `dataset_info.json` lists as alternatives.
+
+    TFDS 4.9 restores that list into the info's proto but not into the list
+    `available_file_formats` reads, so `as_data_source` would not see them.
+    """
+    formats = info.alternative_file_formats
+    for value in info.as_proto.alternative_file_formats:
+        file_format = tfds.core.FileFormat.from_value(value)
+        if file_format not in formats:
+            formats.append(file_format)
+
+
+def no_random_access_help(builder) -> str:
+    """What to do with a prepared dataset that holds no array_record copy."""
+    formats = ", ".join(sorted(f.value for f in builder.info.available_file_formats()))
+    name = f"{builder.name}/{builder.builder_config.name}"
+    return (
+        f"{name} at {builder.data_path} holds no random-access copy ({formats} only): it "
+        "was prepared by qmnist-tfds before 1.1.0 or with array_record_copy=False. Add "
+        "the array_record copy that tfds.data_source reads in place with\n"
+        f"  tfds convert_format --dataset_version_dir={builder.data_path} "
+        "--out_file_format=array_record\n"
+        f"or delete that folder and build again: tfds build --imports qmnist_tfds {name}"
+    )

@@ -12,6 +12,8 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
+from etils import epath
+
 # Every data file was added by this upstream commit and never changed since;
 # pinning it keeps the URLs valid whatever happens to the branch names.
 UPSTREAM_COMMIT = "c5d0468d749822b3dfc4fcb7110a1e94d541b1c1"
@@ -128,3 +130,29 @@ def failure_help(config: str, urls: Mapping[str, str], error: BaseException, *,
         f"against the same checksums) and {manual}"
         f"  3. Serve them under their names from a mirror URL and {mirror}"
     )
+
+
+CHECKSUMS_NAME = "qmnist.tsv"
+_PACKAGE_DIR = epath.Path(__file__).parent
+
+
+def checksums_file() -> epath.Path:
+    """The checksums file: `checksums/` of a source checkout, else the installed copy.
+
+    A wheel carries the top-level `checksums/` folder as `qmnist_tfds/checksums/`;
+    an editable install or a checkout has no such folder inside the package
+    and uses the checkout's own, which `tfds build --register_checksums` updates.
+    """
+    installed = _PACKAGE_DIR / "checksums" / CHECKSUMS_NAME
+    if installed.exists():
+        return installed
+    return _PACKAGE_DIR.parent / "checksums" / CHECKSUMS_NAME
+
+
+def download_size(records: Mapping[str, object] | None, config: str,
+                  base_url: str) -> int | None:
+    """Bytes the config downloads, from the checksums `records`; None if one is missing."""
+    urls = file_urls(config, base_url).values()
+    if not records or not all(url in records for url in urls):
+        return None
+    return sum(int(records[url].size) for url in urls)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -200,3 +200,22 @@ def _columns(encoded: list[bytes], labels: np.ndarray) -> dict[str, list]:
     for name, (column, _) in METADATA_COLUMNS.items():
         columns[name] = labels[:, column].tolist()
     return columns
+
+
+def split_sources(config: str, paths: Mapping[str, os.PathLike | str],
+                  test10k_size: int) -> dict[str, dict]:
+    """Each split's `iter_chunks` arguments, from the downloaded files' paths by key
+    (`downloads.FILES`). The three test splits share one cache of encoded images."""
+    def files(name: str, **options) -> dict:
+        return dict(images_path=paths[f"{name}_images"], labels_path=paths[f"{name}_labels"],
+                    **options)
+
+    if config == "nist":
+        return {"nist": files("nist")}
+    test = files("test", png_cache={})
+    return {
+        "train": files("train"),
+        "test": test,
+        "test10k": dict(test, stop=test10k_size),
+        "test50k": dict(test, start=test10k_size),
+    }

@@ -15,15 +15,18 @@ and for no other URL:
 - a failed download deletes the temporary folder TFDS made for it
   (`<download dir>/<dataset>/<name>.tmp.<hex>/`), which nothing reads again.
 
-This wraps three private functions of TFDS's downloader, which TFDS 4.9.x
-has; where they are missing, downloads keep TFDS's own behaviour.
+This wraps three private functions of TFDS's downloader
+(`tfds_internals.downloader_hooks`); where they are missing, downloads keep
+TFDS's own behaviour, and a warning says so.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
+import logging
 import os
 import shutil
 import threading
@@ -34,10 +37,9 @@ from typing import Any
 import requests
 import tensorflow_datasets as tfds
 from requests.adapters import HTTPAdapter
-from tensorflow_datasets.core.download import downloader
 from urllib3.util.retry import Retry
 
-from qmnist_tfds import downloads
+from qmnist_tfds import downloads, tfds_internals
 
 # Seconds to wait for a TCP connection (not for the transfer, which has no limit).
 CONNECT_TIMEOUT = 20
@@ -70,7 +72,10 @@ def download(dl_manager: tfds.download.DownloadManager, config: str,
     """`dl_manager.download(urls)`, failing fast; a failure raises `DownloadError`
     with `downloads.failure_help` (what failed, and the ways out) for `config`,
     or for the function `caller`."""
-    register(urls.values())
+    if not register(urls.values()):
+        logging.warning("TFDS %s's downloader differs from what qmnist_tfds.fail_fast "
+                        "wraps: an unreachable source is retried as TFDS retries it.",
+                        tfds.__version__)
     try:
         return dl_manager.download(dict(urls))
     except (tfds.download.DownloadError, requests.RequestException, OSError) as e:
@@ -115,17 +120,19 @@ def _install() -> bool:
     global _installed
     if _installed:
         return True
-    open_url = getattr(downloader, "_open_url", None)
-    download = getattr(getattr(downloader, "_Downloader", None), "download", None)
-    sync_download = getattr(getattr(downloader, "_Downloader", None), "_sync_download", None)
-    if not all(callable(f) for f in (open_url, download, sync_download)):
+    hooks = tfds_internals.downloader_hooks()
+    if hooks is None:
         return False
+    open_url, download, sync_download, install = hooks
 
+    # Wrapped so that their signatures stay TFDS's (which `tfds_internals` checks).
+    @functools.wraps(open_url)
     def _open_url(url: str, **kwargs: Any):
         if url in _urls and url.startswith(("http://", "https://")):
             return _open_failing_fast(url, **kwargs)
         return open_url(url, **kwargs)
 
+    @functools.wraps(download)
     def _download(self, url: str, *args: Any, **kwargs: Any):
         # Submits `_sync_download` to TFDS's download threads.
         if url not in _urls:
@@ -137,6 +144,7 @@ def _install() -> bool:
             _count(url, -1)
             raise
 
+    @functools.wraps(sync_download)
     def _sync_download(self, url: str, destination_path, *args: Any, **kwargs: Any):
         if url not in _urls:
             return sync_download(self, url, destination_path, *args, **kwargs)
@@ -156,9 +164,7 @@ def _install() -> bool:
         finally:
             _count(url, -1)
 
-    downloader._open_url = _open_url
-    downloader._Downloader.download = _download
-    downloader._Downloader._sync_download = _sync_download
+    install(_open_url, _download, _sync_download)
     _installed = True
     return True
 
@@ -166,7 +172,7 @@ def _install() -> bool:
 def retry_policy() -> Retry:
     """TFDS's retries, except for failed connections (name lookup, refused, timed out)."""
     return Retry(
-        total=downloader.MAX_RETRIES,
+        total=tfds_internals.max_retries(),
         connect=0,
         backoff_factor=BACKOFF_FACTOR,
         status_forcelist=list(RETRY_STATUS),

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from qmnist_tfds import downloads, examples, fail_fast, lazy_tf
+from qmnist_tfds import downloads, examples, fail_fast, lazy_tf, tfds_internals
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 
 PathLike = str | os.PathLike
@@ -56,10 +56,8 @@ def label_files(
     None) are used without a download; files in `manual_dir` are used in place.
     """
     base_url = downloads.mirror_base_url() or downloads.BASE_URL
-    registered = qmnist_dataset_builder.Builder.url_infos or {}
-    if base_url != downloads.BASE_URL:
-        registered = downloads.mirrored_url_infos(registered, base_url)
-    root = epath.Path(tfds.core.constants.get_default_data_dir() if data_dir is None else data_dir)
+    registered = tfds_internals.registered_url_infos(base_url) or {}
+    root = epath.Path(tfds_internals.default_data_dir() if data_dir is None else data_dir)
     manager = tfds.download.DownloadManager(
         download_dir=root / "downloads",
         manual_dir=None if manual_dir is None else epath.Path(manual_dir),

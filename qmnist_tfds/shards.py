@@ -14,19 +14,15 @@ its file names) and written by the builder's own `ExampleWriter`, so a split
 reads back exactly as one written by TFDS. Each split's shard digests are
 written beside them; `python -m qmnist_tfds.verify FOLDER` checks them.
 
-Those are TFDS internals, not its public API. `missing_tfds_internals` names
-any that the installed TFDS lacks or has changed, and the builder then takes
-TFDS's own writer path instead. They are imported where they are used, so
-that this module imports whatever the TFDS version.
+The TFDS objects it writes with come from the builder's private steps, through
+`qmnist_tfds.tfds_internals`.
 """
 
 from __future__ import annotations
 
 import array
-import functools
+import dataclasses
 import hashlib
-import importlib
-import inspect
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,68 +32,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from qmnist_tfds import examples, idx, lazy_tf, tfds_internals
+
 # Formats whose TFDS writer needs no per-record index file.
 FILE_FORMATS = frozenset({tfds.core.FileFormat.TFRECORD, tfds.core.FileFormat.ARRAY_RECORD})
-
-# Every TFDS internal this module and the builder's `_generate_splits` call,
-# with the parameters they pass to it.
-TFDS_INTERNALS: dict[str, tuple[str, ...]] = {
-    "tensorflow_datasets.core.dataset_builder.GeneratorBasedBuilder._generate_splits":
-        ("dl_manager", "download_config"),
-    "tensorflow_datasets.core.dataset_builder.GeneratorBasedBuilder._example_writer": (),
-    "tensorflow_datasets.core.dataset_builder.GeneratorBasedBuilder._get_filename_template":
-        ("split_name",),
-    "tensorflow_datasets.core.download.DownloadConfig.get_shard_config": (),
-    "tensorflow_datasets.core.writer.ExampleWriter": ("file_format",),
-    "tensorflow_datasets.core.writer.ExampleWriter.write": ("path", "examples"),
-    "tensorflow_datasets.core.naming.ShardedFileTemplate.replace": (),
-    "tensorflow_datasets.core.dataset_info.DatasetInfo.add_alternative_file_format":
-        ("file_format",),
-    "tensorflow_datasets.core.utils.shard_utils.ShardConfig.get_number_shards":
-        ("total_size", "num_examples"),
-    "tensorflow_datasets.core.utils.shard_utils.get_shard_boundaries":
-        ("num_examples", "number_of_shards"),
-    "tensorflow_datasets.core.naming.ShardedFileTemplate.sharded_filepath":
-        ("shard_index", "num_shards"),
-    "tensorflow_datasets.core.splits.SplitInfo":
-        ("name", "shard_lengths", "num_bytes", "filename_template"),
-    "tensorflow_datasets.core.utils.dtype_utils.is_integer": (),
-    "tensorflow_datasets.core.utils.dtype_utils.is_string": (),
-}
-
-
-def _resolve(dotted: str) -> Any:
-    """The object at a dotted path: the longest importable module, then attributes."""
-    parts = dotted.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            target = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for name in parts[cut:]:
-            target = getattr(target, name)
-        return target
-    raise ImportError(dotted)
-
-
-@functools.cache
-def missing_tfds_internals() -> tuple[str, ...]:
-    """The entries of `TFDS_INTERNALS` that the installed TFDS lacks or has changed.
-
-    Empty where the fast writer can run. A callable counts as changed when it
-    no longer takes every parameter it is passed here by name.
-    """
-    missing = []
-    for dotted, parameters in TFDS_INTERNALS.items():
-        try:
-            accepted = inspect.signature(_resolve(dotted)).parameters
-        except (ImportError, AttributeError, TypeError, ValueError):
-            missing.append(dotted)
-            continue
-        if not set(parameters) <= set(accepted):
-            missing.append(dotted)
-    return tuple(missing)
-
 
 def _as_uint64(values) -> np.ndarray:
     """Integers as uint64: an int64 below zero as its two's complement, as protobuf
@@ -311,14 +249,11 @@ def write_split(
     no shard. Their SHA-256 digests go beside them, in `sha256sum` format, in
     `<dataset>-<split>.sha256` (see `check_digests`). `filename_template`,
     `example_writer` and `shard_config` are the TFDS objects its own writer
-    path uses (`naming.ShardedFileTemplate`, `writer.ExampleWriter`,
-    `shard_utils.ShardConfig`). Each `(filename_template, example_writer)` of
-    `copies` writes the same records, in the same shards, in another file
-    format; their digests go into the same file.
+    path uses (`tfds.core.ShardedFileTemplate`, `tfds.core.ExampleWriter`, and
+    the `ShardConfig` of `DownloadConfig.get_shard_config()`). Each
+    `(filename_template, example_writer)` of `copies` writes the same records,
+    in the same shards, in another file format; their digests go into the same file.
     """
-    from tensorflow_datasets.core import splits
-    from tensorflow_datasets.core.utils import shard_utils
-
     # The spool goes beside the shards (as TFDS's own spill files do), not to a
     # possibly RAM-backed /tmp; only for remote data dirs does it use the temp dir.
     spool_dir = os.fspath(filename_template.data_dir)
@@ -326,7 +261,7 @@ def write_split(
         spool_dir = None
     with tempfile.TemporaryFile(prefix=f"{split_name}-records-", dir=spool_dir) as spool:
         sizes = array.array("q")  # 8 bytes a record, not a Python int each
-        with tfds.core.utils.tqdm(
+        with tfds_internals.progress(
             desc=f"Generating {split_name} examples...",
             unit=" examples",
             leave=False,
@@ -340,7 +275,7 @@ def write_split(
             raise ValueError(f"split {split_name!r}: no examples to write")
         total_size = sum(sizes)
         num_shards = shard_config.get_number_shards(total_size, len(sizes))
-        boundaries = shard_utils.get_shard_boundaries(len(sizes), num_shards)
+        boundaries = tfds_internals.shard_boundaries(len(sizes), num_shards)
         digests = []
         for template, writer in [(filename_template, example_writer), *copies]:
             spool.seek(0)
@@ -357,7 +292,7 @@ def write_split(
                 first = last
     digest_name = f"{filename_template.dataset_name}-{split_name}{DIGESTS_SUFFIX}"
     (epath.Path(filename_template.data_dir) / digest_name).write_text("".join(digests))
-    return splits.SplitInfo(
+    return tfds.core.SplitInfo(
         name=split_name,
         shard_lengths=np.diff(boundaries, prepend=0).tolist(),
         num_bytes=total_size,
@@ -368,10 +303,8 @@ def write_split(
 def copy_writer(filename_template, file_format: tfds.core.FileFormat) -> tuple[Any, Any]:
     """The `(filename_template, example_writer)` that writes the shards of
     `filename_template` again, under the same names, in `file_format`."""
-    from tensorflow_datasets.core import writer
-
     return (filename_template.replace(filetype_suffix=file_format.file_suffix),
-            writer.ExampleWriter(file_format))
+            tfds.core.ExampleWriter(file_format))
 
 
 def copy_shards(split_info: tfds.core.SplitInfo, file_format: tfds.core.FileFormat,
@@ -388,3 +321,56 @@ def copy_shards(split_info: tfds.core.SplitInfo, file_format: tfds.core.FileForm
         records = records_of(template.sharded_filepath(shard_index=index, num_shards=count))
         example_writer.write(copy.sharded_filepath(shard_index=index, num_shards=count),
                              enumerate(records))
+
+
+def fast_writer_takes(builder: tfds.core.DatasetBuilder,
+                      download_config: tfds.download.DownloadConfig) -> bool:
+    """Whether the fast writer builds this: TFDS's writer alone takes
+    `max_examples_per_split` and formats other than TFRecord and array_record."""
+    return (download_config.max_examples_per_split is None
+            and builder.info.file_format in FILE_FORMATS)
+
+
+def generate_splits(builder, dl_manager, download_config, *, tfds_step, example_writer,
+                    filename_template) -> list[tfds.core.SplitInfo]:
+    """Writes the splits of `builder.split_sources(dl_manager)`.
+
+    With `example_writer` and `filename_template` (the builder's), by the fast
+    writer; without them, by `tfds_step`, TFDS's own writer step. Either way a
+    TFRecord build with `builder.array_record_copy` also writes every split as
+    array_record files. A builder's `max_shards` caps the shards of a split
+    that `download_config` leaves TFDS to count.
+    """
+    sources = builder.split_sources(dl_manager)
+    if builder.max_shards and download_config.num_shards is None:
+        with idx.open_images(next(iter(sources.values()))["images_path"]) as images:
+            rows = images.header.count
+        rows = min(rows, download_config.max_examples_per_split or rows)
+        download_config = dataclasses.replace(download_config,
+                                              num_shards=min(builder.max_shards, rows))
+    array_record = tfds.core.FileFormat.ARRAY_RECORD
+    copies = (builder.array_record_copy
+              and builder.info.file_format == tfds.core.FileFormat.TFRECORD)
+    if copies and array_record not in builder.info.alternative_file_formats:
+        builder.info.add_alternative_file_format(array_record)
+    if example_writer is None:
+        split_infos = tfds_step(dl_manager, download_config)
+        if copies:
+            tf = lazy_tf.tensorflow()  # TFDS's step wrote TFRecord files with it
+            for split_info in split_infos:
+                copy_shards(split_info, array_record, lambda path: (
+                    record.numpy() for record in tf.data.TFRecordDataset(path)))
+        return split_infos
+    serializer = ScalarExampleSerializer(builder.info.features)
+    return [
+        write_split(
+            split,
+            (serializer.serialize(columns) for _, columns in examples.iter_chunks(**source)),
+            filename_template=filename_template(split_name=split),
+            example_writer=example_writer,
+            shard_config=download_config.get_shard_config(),
+            copies=[copy_writer(filename_template(split_name=split), array_record)]
+            if copies else (),
+        )
+        for split, source in sources.items()
+    ]

@@ -10,7 +10,7 @@ import os
 
 from etils import epath
 
-from qmnist_tfds.qmnist import qmnist_dataset_builder
+from qmnist_tfds import downloads
 
 _PATH = epath.Path(os.environ["QMNIST_TFDS_TEST_CHECKSUMS"])
-qmnist_dataset_builder.checksums_file = lambda: _PATH
+downloads.checksums_file = lambda: _PATH

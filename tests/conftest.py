@@ -96,7 +96,7 @@ def registered_checksums(path: os.PathLike | str):
 
     For builds on synthetic files only; the real checksums file is untouched.
     """
-    with mock.patch.object(qmnist_dataset_builder, "checksums_file", lambda: epath.Path(path)):
+    with mock.patch.object(downloads, "checksums_file", lambda: epath.Path(path)):
         yield
 
 

@@ -120,7 +120,7 @@ def test_real_files_match_the_checksums_files(upstream_dir):
     builder_infos = qmnist.Builder.url_infos
     md5s = dict(
         reversed(line.split("  ")) for line in
-        (qmnist.checksums_file().parent / "qmnist.md5").read_text().splitlines())
+        (downloads.checksums_file().parent / "qmnist.md5").read_text().splitlines())
     for name in FILES.values():
         data = (upstream_dir / name).read_bytes()
         info = builder_infos[downloads.BASE_URL + name]

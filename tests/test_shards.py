@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tensorflow_datasets.core import example_serializer, naming, writer
 from tensorflow_datasets.core.utils import shard_utils
 
-from qmnist_tfds import examples, shards, verify
+from qmnist_tfds import examples, fail_fast, shards, tfds_internals, verify
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 from tests.conftest import DUMMY_DATA, REPO_ROOT, build
 
@@ -35,7 +35,8 @@ def _build(data_dir, config, file_format, tfds_path=False, builder_kwargs=None,
     That path is forced the way a TFDS lacking one of the fast writer's
     internals forces it.
     """
-    generic = mock.patch.object(shards, "missing_tfds_internals", lambda: ("forced",))
+    generic = mock.patch.object(tfds_internals, "missing", lambda: (
+        "tensorflow_datasets.core.dataset_builder.GeneratorBasedBuilder._example_writer",))
     with generic if tfds_path else contextlib.nullcontext():
         return build(config, data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
                      file_format=file_format, builder_kwargs=builder_kwargs,
@@ -123,16 +124,16 @@ def test_a_changed_tfds_internal_takes_tfds_writer_path(tmp_path, monkeypatch):
         return original(count, shards)
 
     monkeypatch.setattr(shard_utils, "get_shard_boundaries", renamed)
-    shards.missing_tfds_internals.cache_clear()
+    tfds_internals.missing.cache_clear()
     try:
-        assert shards.missing_tfds_internals() == (
+        assert tfds_internals.missing() == (
             "tensorflow_datasets.core.utils.shard_utils.get_shard_boundaries",)
         with mock.patch.object(shards, "write_split", side_effect=AssertionError("fast path")):
             theirs = _build(tmp_path / "tfds", "nist", "tfrecord")
     finally:
         monkeypatch.undo()
-        shards.missing_tfds_internals.cache_clear()
-    assert shards.missing_tfds_internals() == ()
+        tfds_internals.missing.cache_clear()
+    assert tfds_internals.missing() == ()
     _same_splits(ours, theirs)
 
 
@@ -206,10 +207,9 @@ def test_memory_does_not_grow_with_the_split(tmp_path):
 
 def test_max_examples_per_split_takes_tfds_path(tmp_path):
     """TFDS's writer path, on files downloaded and verified once."""
-    with mock.patch.object(qmnist_dataset_builder.Builder, "_split_sources", autospec=True,
-                           side_effect=qmnist_dataset_builder.Builder._split_sources) as sources:
+    with mock.patch.object(fail_fast, "download", side_effect=fail_fast.download) as download:
         builder = _build(tmp_path, "qmnist", "tfrecord", max_examples_per_split=5)
-    assert sources.call_count == 1
+    assert download.call_count == 1
     assert {split: info.num_examples for split, info in builder.info.splits.items()} == {
         "train": 5, "test": 5, "test10k": 5, "test50k": 5}
 

@@ -343,7 +343,12 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             return super()._as_dataset(split, decoders=decoders, read_config=read_config,
                                        shuffle_files=shuffle_files)
 
-    def _generate_splits(self, dl_manager, download_config):
+    def _generate_splits(self, *args, **kwargs):
+        if not available("GeneratorBasedBuilder._generate_splits"):
+            return super()._generate_splits(*args, **kwargs)  # TFRecord only, no copy
+        return self._write_splits(*args, **kwargs)
+
+    def _write_splits(self, dl_manager, download_config):
         from qmnist_tfds import shards
 
         if not fast_writer_available():

@@ -18,7 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +26,20 @@ if os.fspath(REPO_ROOT) not in sys.path:  # a checkout that is not installed
     sys.path.insert(0, os.fspath(REPO_ROOT))
 
 
-def run_child(script: str | os.PathLike, *args: object, timeout: float | None = None,
-              run: Callable[..., subprocess.CompletedProcess] | None = None) -> Any:
+def run_child(script: str | os.PathLike, *args: object, timeout: float | None = None) -> Any:
     """`script --child ARGS` (each `str()`-ed) in a fresh interpreter; the JSON it printed last.
 
     The child gets this process's environment, with the checkout first on
     PYTHONPATH (for the processes it starts in turn) and TensorFlow's C++ logs
     off unless TF_CPP_MIN_LOG_LEVEL says otherwise. A child that fails, or
     whose last line is not JSON, raises RuntimeError with the end of its
-    output. `run`, if given, starts the command instead of `subprocess.run`: it
-    is called as `run(command, env=..., timeout=...)` and returns a
-    `CompletedProcess` with stdout and stderr as text.
+    output.
     """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     command = [sys.executable, os.fspath(Path(script).resolve()), "--child", *map(str, args)]
-    if run is None:
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-    else:
-        done = run(command, env=env, timeout=timeout)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     child = " ".join(command[2:])
     if done.returncode:
         raise RuntimeError(f"child {child} failed (exit code {done.returncode}):\n"

@@ -21,7 +21,6 @@ from etils import epath
 from qmnist_tfds import downloads, idx
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 from qmnist_tfds.qmnist.qmnist_dataset_builder import TEST10K_SIZE
-from tests import prewarmed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTS_DIR = REPO_ROOT / "tests"
@@ -43,17 +42,10 @@ def load_benchmark(name: str):
     return importlib.import_module(name)
 
 
-def run_benchmark_child(name: str, *args, timeout: float = 600,
-                        fresh: bool = True) -> dict:
-    """`benchmarks/<name>.py --child ARGS` in a process of its own; the JSON it prints last.
-
-    `fresh=False` starts it from a process that has imported TensorFlow already
-    (`tests/prewarmed.py`): for steps that import it anyway and whose results
-    the test does not read for what the process imported or held.
-    """
+def run_benchmark_child(name: str, *args, timeout: float = 600) -> dict:
+    """`benchmarks/<name>.py --child ARGS` in a process of its own; the JSON it prints last."""
     harness = load_benchmark("harness")
-    return harness.run_child(BENCHMARKS_DIR / f"{name}.py", *args, timeout=timeout,
-                             run=None if fresh else prewarmed.run)
+    return harness.run_child(BENCHMARKS_DIR / f"{name}.py", *args, timeout=timeout)
 
 
 def pytest_sessionstart(session):

@@ -190,10 +190,9 @@ def test_decoder_errors_through_a_build(tmp_path, case):
 def test_decoder_errors_through_the_cli(tmp_path, case):
     config, name, message, manual, checksums = _spoilt_files(tmp_path, case)
     data_dir = tmp_path / "data"
-    result = _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(manual), "--data_dir",
-                         os.fspath(data_dir), checksums=checksums)
-    assert result.returncode != 0
-    assert re.search(r"IdxFormatError: .*" + re.escape(name) + ": " + message, result.stderr)
+    with pytest.raises(IdxFormatError, match=re.escape(name) + ": " + message):
+        _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(manual), "--data_dir",
+                    os.fspath(data_dir), checksums=checksums)
     _assert_nothing_looks_complete(data_dir, config)
 
 
@@ -201,10 +200,9 @@ def test_cli_checksum_gate_names_the_file(tmp_path):
     manual = _manual_dir(tmp_path, "qmnist")
     checksums = _register(manual)
     (manual / TRAIN_LABELS).write_bytes(_flip_byte((manual / TRAIN_LABELS).read_bytes()))
-    result = _tfds_build("qmnist/qmnist", "--manual_dir", os.fspath(manual), "--data_dir",
-                         os.fspath(tmp_path / "data"), checksums=checksums)
-    assert result.returncode != 0
-    assert "NonMatchingChecksumError" in result.stderr
-    assert f"{manual / TRAIN_LABELS}, has wrong checksum" in result.stderr
+    with pytest.raises(download_manager.NonMatchingChecksumError) as error:
+        _tfds_build("qmnist/qmnist", "--manual_dir", os.fspath(manual), "--data_dir",
+                    os.fspath(tmp_path / "data"), checksums=checksums)
+    assert f"{manual / TRAIN_LABELS}, has wrong checksum" in str(error.value)
     _assert_nothing_looks_complete(tmp_path / "data", "qmnist")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from qmnist_tfds import idx
-from tests import prewarmed
 from tests.conftest import (
     DUMMY_DATA,
     FASHION_MNIST_DIR,
@@ -26,8 +26,8 @@ SCRIPT = REPO_ROOT / "benchmarks" / "speed.py"
 FASHION_TRAIN, FASHION_TEST = 2_000, 500
 
 
-def _child(*args, fresh: bool = True) -> dict:
-    return run_benchmark_child("speed", *args, fresh=fresh)
+def _child(*args) -> dict:
+    return run_benchmark_child("speed", *args)
 
 
 def _first_rows_of_fashion_mnist(folder):
@@ -55,11 +55,9 @@ def test_build_and_read_steps(tmp_path, fashion_files):
                                            "peak_rss_mib"))
     assert qmnist["imported_tensorflow"]
     assert 0 < _child("imports")["peak_rss_mib"] <= qmnist["peak_rss_mib"]
-    # Steps whose process-level figures (imports, peak RSS) are not read here.
-    fashion = _child("build", "fashion_mnist", fashion_files, tmp_path / "f", "tfrecord",
-                     fresh=False)
+    fashion = _child("build", "fashion_mnist", fashion_files, tmp_path / "f", "tfrecord")
     assert fashion["examples"] == FASHION_TRAIN + FASHION_TEST
-    read = _child("read", tmp_path / "q", tmp_path / "f", 2, 32, fresh=False)
+    read = _child("read", tmp_path / "q", tmp_path / "f", 2, 32)
     assert set(read["seconds"]) == {
         "to_numpy_tfds", "to_numpy_fast", "stream_qmnist", "stream_qmnist_image_label",
         "stream_fashion_mnist", "stream_qmnist_png_undecoded",
@@ -110,8 +108,8 @@ def test_micro_benchmark_runs():
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Debian's Fashion-MNIST files are not in {FASHION_MNIST_DIR}")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = prewarmed.run([sys.executable, os.fspath(SCRIPT.parent / "micro.py"), "--rounds", "1"],
-                         env=env, timeout=600)
+    done = subprocess.run([sys.executable, os.fspath(SCRIPT.parent / "micro.py"), "--rounds", "1"],
+                          env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert sum("us/record" in line for line in lines) == 2

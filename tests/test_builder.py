@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +14,6 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import download_manager
 
 from qmnist_tfds import QMNIST, downloads, examples, idx
-from tests import prewarmed
 from tests.conftest import DUMMY_DATA, build
 
 
@@ -92,7 +92,8 @@ def test_reads_in_a_process_that_never_imports_the_package(dummy_build):
         "assert 'qmnist_tfds' not in sys.modules\n"
         "print(sum(1 for _ in ds))\n"
     )
-    out = prewarmed.run([sys.executable, "-c", code], cwd=dummy_build, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], cwd=dummy_build, check=True,
+                         capture_output=True, text=True, timeout=300).stdout
     assert out.split()[-1] == "10"
 
 

@@ -1,26 +1,30 @@
-"""The real `tfds build` command, in a process of its own, offline, on the dummy files.
+"""The real `tfds build` command, offline, on the dummy files.
 
-Most runs start from a process that has already imported TensorFlow
-(`tests/prewarmed.py`); the one that checks what a build writes outside its
-data_dir, HOME and TMPDIR included, runs the command from scratch.
+Most runs go through the command's own code in this process (`tfds_in_process`), as
+TFDS's own CLI tests run it. Those whose subject needs a process of its own run
+the installed `tfds` command: the one that checks what a build writes outside
+its data_dir (HOME and TMPDIR included), and the one that imports the package
+from a copy of the checkout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.download import download_manager
 
 import qmnist_tfds
 from qmnist_tfds import downloads, idx
-from tests import prewarmed
-from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR, config_files
+from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR, config_files, registered_checksums
 
 
 def _tfds_command(*args: str, checksums=None) -> tuple[list[str], dict[str, str]]:
@@ -36,9 +40,38 @@ def _tfds_command(*args: str, checksums=None) -> tuple[list[str], dict[str, str]
     return [tfds_cli, "build", "--imports", imports, *args], env
 
 
-def _tfds_build(*args: str, checksums=None, cwd=None) -> subprocess.CompletedProcess:
-    command, env = _tfds_command(*args, checksums=checksums)
-    return prewarmed.run(command, env=env, cwd=cwd or REPO_ROOT.parent, timeout=600)
+def tfds_in_process(*args: str, checksums=None) -> None:
+    """`tfds ARGS` in this process, through the code the `tfds` command runs: its entry
+    point is `launch_cli` of `tensorflow_datasets.scripts.cli.main`, which is
+    `absl.app.run(main, flags_parser=_parse_flags)`.
+
+    `app.run` parses the process's absl flags, which a process parses once, and
+    ends the process with `sys.exit`; this calls `_parse_flags` and `main` as
+    TFDS's own CLI tests do. The command line is parsed against absl flags of its
+    own, empty, so that the process's are left as they are (other modules of the
+    suite define some: docs/examples/grain_loader.py's `--data_dir`). A failing
+    command raises its error here, where the `tfds` command would print it and
+    exit non-zero. `checksums`, as for `_tfds_command`, makes the builder verify
+    against that file, here for the call only.
+    """
+    from absl import flags
+    from absl import logging as absl_logging
+    from tensorflow_datasets.scripts.cli import main
+
+    with mock.patch.object(flags, "FLAGS", flags.FlagValues()):
+        parsed = main._parse_flags(["tfds", *args])
+    verbosity = absl_logging.get_verbosity()  # `main` sets INFO, as for a terminal
+    try:
+        with (registered_checksums(checksums) if checksums is not None
+              else contextlib.nullcontext()):
+            main.main(parsed)
+    finally:
+        absl_logging.set_verbosity(verbosity)
+
+
+def _tfds_build(*args: str, checksums=None) -> None:
+    """`tfds build --imports qmnist_tfds ARGS` in this process (`tfds_in_process`)."""
+    tfds_in_process("build", "--imports", "qmnist_tfds", *args, checksums=checksums)
 
 
 def test_tfds_build_both_configs_offline(tmp_path):
@@ -47,10 +80,8 @@ def test_tfds_build_both_configs_offline(tmp_path):
         # Each config's manual dir holds its own files only: building `qmnist`
         # must not need the 51 MB NIST file.
         manual_dir = config_files(config, tmp_path / f"manual_{config}")
-        result = _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(manual_dir),
-                             "--data_dir", os.fspath(data_dir),
-                             checksums=DUMMY_DATA / "checksums.tsv")
-        assert result.returncode == 0, result.stderr[-3000:]
+        _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(manual_dir),
+                    "--data_dir", os.fspath(data_dir), checksums=DUMMY_DATA / "checksums.tsv")
     counts = {}
     for config in ("qmnist", "nist"):
         builder = tfds.builder(f"qmnist/{config}", data_dir=os.fspath(data_dir))
@@ -66,11 +97,9 @@ def test_tfds_build_both_configs_offline(tmp_path):
 @pytest.mark.parametrize("config", ["qmnist/qmnist", "qmnist/nist"])
 def test_tfds_build_rejects_files_failing_the_real_checksums(tmp_path, config):
     data_dir = tmp_path / "data"
-    result = _tfds_build(config, "--manual_dir", os.fspath(DUMMY_DATA), "--data_dir",
-                         os.fspath(data_dir))
-    assert result.returncode != 0
-    assert "NonMatchingChecksumError" in result.stderr
-    assert "has wrong checksum" in result.stderr
+    with pytest.raises(download_manager.NonMatchingChecksumError, match="has wrong checksum"):
+        _tfds_build(config, "--manual_dir", os.fspath(DUMMY_DATA), "--data_dir",
+                    os.fspath(data_dir))
     assert not [p for p in data_dir.rglob("*.tfrecord*") if "incomplete." not in str(p)]
 
 
@@ -87,10 +116,10 @@ def test_register_checksums_rewrites_the_checkouts_checksums_folder(tmp_path):
     real_before = (REPO_ROOT / "checksums" / "qmnist.tsv").read_bytes()
     env = dict(os.environ, PYTHONPATH=os.fspath(checkout))
     tfds_cli = shutil.which("tfds", path=os.path.dirname(sys.executable)) or shutil.which("tfds")
-    result = prewarmed.run(
+    result = subprocess.run(
         [tfds_cli, "build", "--imports", "qmnist_tfds", "qmnist/nist", "--register_checksums",
          "--manual_dir", os.fspath(DUMMY_DATA), "--data_dir", os.fspath(tmp_path / "data")],
-        env=env, cwd=tmp_path, timeout=600)
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     registered = (checkout / "checksums" / "qmnist.tsv").read_text().splitlines()
     dummy = (DUMMY_DATA / "checksums.tsv").read_text().splitlines()
@@ -127,10 +156,9 @@ def test_a_build_writes_only_inside_its_data_dir(tmp_path):
 def test_tfds_build_array_record_for_data_source(tmp_path):
     """The README's random-access build: `--file_format array_record`, read by data_source."""
     data_dir = tmp_path / "data"
-    result = _tfds_build("qmnist/qmnist", "--file_format", "array_record", "--manual_dir",
-                         os.fspath(DUMMY_DATA), "--data_dir", os.fspath(data_dir),
-                         checksums=DUMMY_DATA / "checksums.tsv")
-    assert result.returncode == 0, result.stderr[-3000:]
+    _tfds_build("qmnist/qmnist", "--file_format", "array_record", "--manual_dir",
+                os.fspath(DUMMY_DATA), "--data_dir", os.fspath(data_dir),
+                checksums=DUMMY_DATA / "checksums.tsv")
     source = tfds.data_source("qmnist", split="test50k", data_dir=os.fspath(data_dir))
     images = idx.read_idx(DUMMY_DATA / downloads.FILES["test_images"])
     assert len(source) == 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -11,8 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, idx
-from tests import prewarmed
-from tests.conftest import DUMMY_DATA, REPO_ROOT, registered_checksums
+from tests.conftest import DUMMY_DATA, REPO_ROOT, TESTS_DIR, registered_checksums
 
 sys.path.insert(0, os.fspath(REPO_ROOT / "docs" / "examples"))
 
@@ -83,23 +83,6 @@ def _snippets() -> list[tuple[str, str]]:
     return found
 
 
-# Set-up for blocks that call keras.datasets.mnist.load_data(), which downloads: the
-# same arrays from the IDX files that the stand-in `mnist` was built from.
-KERAS_MNIST = """
-import os as _os
-import keras as _keras
-from qmnist_tfds import idx as _idx
-
-def _load_data(path="mnist.npz"):
-    files = _os.environ["MNIST_STANDIN_FILES"]
-    return tuple((_idx.read_idx(f"{files}/{name}-images-idx3-ubyte.gz"),
-                  _idx.read_idx(f"{files}/{name}-labels-idx1-ubyte.gz"))
-                 for name in ("train", "t10k"))
-
-_keras.datasets.mnist.load_data = _load_data
-"""
-
-
 def _mnist_environment(request) -> dict[str, str]:
     """For blocks about MNIST itself: TFDS's `mnist` built by TFDS from MNIST's labels
     (`mnist_standin`) where TFDS looks by default, and the real label files served as
@@ -117,9 +100,11 @@ def test_snippet_runs_as_written(request, dummy_build, where, code, tmp_path):
     env = dict(os.environ, TFDS_DATA_DIR=os.fspath(dummy_build))
     if "mnist_metadata" in code or '"mnist"' in code:
         env.update(_mnist_environment(request))
-    if "keras.datasets.mnist.load_data()" in code:
-        code = KERAS_MNIST + code
-    result = prewarmed.run([sys.executable, "-c", code], env=env, cwd=tmp_path, timeout=300)
+    if "keras.datasets.mnist.load_data()" in code:  # which downloads: the stand-in's files
+        code = "import keras_mnist_standin\n" + code
+        env["PYTHONPATH"] = os.pathsep.join([os.fspath(TESTS_DIR), env.get("PYTHONPATH", "")])
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{where}:\n{code}\n{result.stderr[-3000:]}"
 
 

@@ -1,17 +1,22 @@
-"""Faults: a build killed mid-write, and two builds racing for the same data_dir."""
+"""Faults: a build killed mid-write, and two builds racing for the same data_dir.
+
+The builds killed or racing are `tfds build` commands in processes of their own;
+the uninterrupted reference and the rerun go through the command's code in this
+process (`tests.test_cli.tfds_in_process`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import load_arrays, synthetic
-from tests import prewarmed
 from tests.test_cli import _tfds_build, _tfds_command
 
 NIST_ROWS = 60_000  # several seconds of writing: long enough to be killed midway
@@ -31,8 +36,7 @@ def nist_files(tmp_path_factory):
 def reference(nist_files, tmp_path_factory):
     """The fingerprint of an uninterrupted build."""
     data_dir = tmp_path_factory.mktemp("reference")
-    result = _tfds_build(*_args(nist_files, data_dir), checksums=nist_files / "checksums.tsv")
-    assert result.returncode == 0, result.stderr[-3000:]
+    _tfds_build(*_args(nist_files, data_dir), checksums=nist_files / "checksums.tsv")
     return _fingerprint(data_dir)
 
 
@@ -55,31 +59,35 @@ def _fingerprint(data_dir) -> tuple[int, str]:
     return builder.info.splits["nist"].num_examples, digest.hexdigest()
 
 
-def _start(files, data_dir) -> prewarmed.Process:
-    """`tfds build` in a process of its own, started from one that has imported TensorFlow."""
+def _start(files, data_dir, log) -> subprocess.Popen:
+    """`tfds build` in a process of its own, its stdout and stderr into the file `log`:
+    not a pipe, which a build holding the build lock could fill while the test waits
+    for the other one."""
     command, env = _tfds_command(*_args(files, data_dir), checksums=files / "checksums.tsv")
-    return prewarmed.start(command, env=env)
+    with open(log, "w") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def test_killed_build_then_rerun_equals_an_uninterrupted_build(nist_files, reference, tmp_path):
     data_dir = tmp_path / "data"
     config_dir = data_dir / "qmnist" / "nist"
-    process = _start(nist_files, data_dir)
-    deadline = time.monotonic() + 120
-    while not list(config_dir.glob("incomplete.*")):  # staging has begun
+    process = _start(nist_files, data_dir, tmp_path / "killed.log")
+    try:
+        deadline = time.monotonic() + 120
+        while not list(config_dir.glob("incomplete.*")):  # staging has begun
+            assert process.poll() is None, "the build ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the writing of examples
         assert process.poll() is None, "the build ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(1.0)  # into the writing of examples
-    assert process.poll() is None, "the build ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
+    finally:
+        process.send_signal(signal.SIGKILL)  # (nothing, if it has ended)
+        process.wait()
     assert not tfds.builder("qmnist/nist", data_dir=os.fspath(data_dir)).is_prepared()
     leftovers = list(config_dir.glob("incomplete.*"))
     assert leftovers, "a hard kill leaves TFDS's staging folder behind"
 
-    result = _tfds_build(*_args(nist_files, data_dir), checksums=nist_files / "checksums.tsv")
-    assert result.returncode == 0, result.stderr[-3000:]
+    _tfds_build(*_args(nist_files, data_dir), checksums=nist_files / "checksums.tsv")
     assert _fingerprint(data_dir) == reference
     # The leftover staging folder is ignored: only the version folder is read.
     assert sorted(p.name for p in config_dir.iterdir() if not p.name.startswith(".")) == sorted(
@@ -88,9 +96,16 @@ def test_killed_build_then_rerun_equals_an_uninterrupted_build(nist_files, refer
 
 def test_two_builds_at_once_give_one_valid_dataset(nist_files, reference, tmp_path):
     data_dir = tmp_path / "data"
-    first, second = _start(nist_files, data_dir), _start(nist_files, data_dir)
-    outputs = [p.communicate(timeout=600) for p in (first, second)]
-    assert [first.returncode, second.returncode] == [0, 0], [err[-2000:] for _, err in outputs]
-    assert sum("Reusing dataset qmnist" in out + err for out, err in outputs) == 1
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    first, second = (_start(nist_files, data_dir, log) for log in logs)
+    try:
+        codes = [p.wait(timeout=600) for p in (first, second)]
+    finally:
+        for p in (first, second):
+            p.kill()
+            p.wait()
+    outputs = [log.read_text(errors="replace") for log in logs]
+    assert codes == [0, 0], [output[-2000:] for output in outputs]
+    assert sum("Reusing dataset qmnist" in output for output in outputs) == 1
     assert _fingerprint(data_dir) == reference
     assert not list((data_dir / "qmnist" / "nist").glob("incomplete.*"))

@@ -28,10 +28,8 @@ SPLIT = "test"  # 10,010 rows of the dummy data, with distinct NIST indices
 @pytest.fixture(scope="module")
 def readme_build(tmp_path_factory):
     def make(data_dir):
-        result = _tfds_build("qmnist/qmnist", "--manual_dir", os.fspath(DUMMY_DATA),
-                             "--data_dir", os.fspath(data_dir),
-                             checksums=DUMMY_DATA / "checksums.tsv")
-        assert result.returncode == 0, result.stderr[-3000:]
+        _tfds_build("qmnist/qmnist", "--manual_dir", os.fspath(DUMMY_DATA),
+                    "--data_dir", os.fspath(data_dir), checksums=DUMMY_DATA / "checksums.tsv")
 
     return os.fspath(shared_build(tmp_path_factory, "readme_build", make))
 

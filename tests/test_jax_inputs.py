@@ -15,7 +15,7 @@ jax_inputs = load_benchmark("jax_inputs")
 
 
 def _child(*args) -> dict:
-    return run_benchmark_child("jax_inputs", *args, timeout=300, fresh=False)
+    return run_benchmark_child("jax_inputs", *args, timeout=300)
 
 
 def test_digest_is_of_the_multiset():

@@ -103,9 +103,8 @@ def test_mirror_serving_other_bytes_is_rejected(tmp_path, mirror):
 def test_mirror_from_the_environment_through_the_cli(tmp_path, mirror, monkeypatch):
     _, url, _ = mirror
     monkeypatch.setenv(downloads.MIRROR_ENV, url)
-    result = _tfds_build("qmnist/nist", "--data_dir", os.fspath(tmp_path / "data"),
-                         checksums=DUMMY_DATA / "checksums.tsv")
-    assert result.returncode == 0, result.stderr[-3000:]
+    _tfds_build("qmnist/nist", "--data_dir", os.fspath(tmp_path / "data"),
+                checksums=DUMMY_DATA / "checksums.tsv")
     builder = tfds.builder("qmnist/nist", data_dir=os.fspath(tmp_path / "data"))
     assert builder.info.splits["nist"].num_examples == 30
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -16,9 +16,8 @@ from array_record.python import array_record_module
 
 import qmnist_tfds
 from qmnist_tfds import shards
-from tests import prewarmed
-from tests.conftest import DUMMY_DATA, REPO_ROOT, build
-from tests.test_cli import _tfds_command
+from tests.conftest import DUMMY_DATA, TESTS_DIR, build
+from tests.test_cli import tfds_in_process
 
 
 def _version_dir(data_dir, config="qmnist"):
@@ -72,20 +71,11 @@ def test_every_reader_on_the_same_data_dir(dummy_build):
 
 
 def test_every_reader_without_the_import(dummy_build):
-    """TFDS alone (no `import qmnist_tfds`) reads both formats of the same build."""
-    script = textwrap.dedent("""
-        import sys
-        import tensorflow_datasets as tfds
-        data_dir = sys.argv[1]
-        stream = list(tfds.as_numpy(tfds.load("qmnist", split="test50k", data_dir=data_dir)))
-        source = tfds.data_source("qmnist", split="test50k", data_dir=data_dir)
-        assert "qmnist_tfds" not in sys.modules
-        same = all((a["image"] == source[i]["image"]).all() and a["nist_index"] ==
-                   source[i]["nist_index"] for i, a in enumerate(stream))
-        print(len(stream), len(source), same, type(source).__name__)
-    """)
-    done = prewarmed.run([sys.executable, "-c", script, os.fspath(dummy_build)], timeout=300,
-                         cwd=dummy_build)
+    """TFDS alone (no `import qmnist_tfds`) reads both formats of the same build, in a
+    process of its own."""
+    done = subprocess.run([sys.executable, os.fspath(TESTS_DIR / "tfds_alone_reads.py"),
+                           os.fspath(dummy_build)], cwd=dummy_build, capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["10", "10", "True", "ArrayRecordDataSource"]
 
@@ -129,10 +119,7 @@ def test_a_dataset_without_the_copy_says_how_to_add_it(tmp_path):
     command = message.split("\n")[1].split()
     assert command[:2] == ["tfds", "convert_format"]
     assert "tfds build --imports qmnist_tfds qmnist/qmnist" in message
-    tfds_executable = _tfds_command()[0][0]
-    done = prewarmed.run([tfds_executable, *command[1:], "--num_workers=1"], timeout=600,
-                         cwd=REPO_ROOT.parent)
-    assert done.returncode == 0, done.stderr[-3000:]
+    tfds_in_process(*command[1:], "--num_workers=1")  # the command, in this process
     source = tfds.data_source("qmnist", split="test", data_dir=os.fspath(data_dir))
     stream = tfds.as_numpy(tfds.load("qmnist", split="test", data_dir=os.fspath(data_dir),
                                      batch_size=-1))

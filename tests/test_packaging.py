@@ -55,6 +55,8 @@ def test_a_checkout_uses_its_own_checksums_folder():
     assert os.fspath(QMNIST._checksums_path) == os.fspath(CHECKSUMS)
 
 
+# `pip wheel` of the checkout builds in its build/ folder: one at a time (pytest-xdist).
+@pytest.mark.xdist_group("pip_wheel")
 def test_a_wheel_install_uses_the_packaged_checksums(tmp_path):
     wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
@@ -137,6 +139,7 @@ def test_no_tensorflow_tfds_or_tfds_command_requirement_outside_the_extras():
     assert not _names(extras["test"]) & {"tensorflow", "tensorflow-datasets", "tfds-nightly"}
 
 
+@pytest.mark.xdist_group("pip_wheel")
 def test_a_wheel_built_beside_tensorflow_requires_what_setup_cfg_declares(tmp_path):
     """`pip wheel` in this environment (which holds TensorFlow and TFDS) writes exactly the
     declared requirements, each extra's under its marker."""

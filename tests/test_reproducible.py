@@ -1,14 +1,16 @@
-"""Two builds of the same files, in two processes, write the same shards byte for byte."""
+"""Two builds of the same files, in two processes, write the same shards byte for byte:
+`tfds build` in this process, and the `tfds` command in a process of its own."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
 from qmnist_tfds import shards
 from tests.conftest import DUMMY_DATA
-from tests.test_cli import _tfds_build
+from tests.test_cli import _tfds_build, _tfds_command
 
 
 def _shard_bytes(data_dir) -> dict[str, bytes]:
@@ -23,15 +25,16 @@ def _shard_bytes(data_dir) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("file_format", ["tfrecord", "array_record"])
 def test_two_builds_write_the_same_shards(tmp_path, file_format):
-    built = []
-    for run in ("first", "second"):
-        data_dir = tmp_path / run
-        # A bare `qmnist` builds both configs.
-        result = _tfds_build("qmnist", "--manual_dir", os.fspath(DUMMY_DATA),
-                             "--data_dir", os.fspath(data_dir), "--file_format", file_format,
-                             checksums=DUMMY_DATA / "checksums.tsv")
-        assert result.returncode == 0, result.stderr[-3000:]
-        built.append(_shard_bytes(data_dir))
+    def args(data_dir):  # a bare `qmnist` builds both configs
+        return ("qmnist", "--manual_dir", os.fspath(DUMMY_DATA), "--data_dir",
+                os.fspath(data_dir), "--file_format", file_format)
+
+    _tfds_build(*args(tmp_path / "first"), checksums=DUMMY_DATA / "checksums.tsv")
+    command, env = _tfds_command(*args(tmp_path / "second"),
+                                 checksums=DUMMY_DATA / "checksums.tsv")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    built = [_shard_bytes(tmp_path / run) for run in ("first", "second")]
     first, second = built
     suffix = f".{file_format}-"
     # 4 qmnist splits of one shard each, 30 nist rows in 30 shards (one per row at most).

@@ -26,9 +26,8 @@ def test_manual_dir_laid_out_by_torchvision(tmp_path):
         with opener(raw / name) as f:
             (raw / name.rsplit(".", 1)[0]).write_bytes(f.read())
     for config in ("qmnist", "nist"):  # the README's offline command, on that folder
-        result = _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(raw), "--data_dir",
-                             os.fspath(tmp_path / "data"), checksums=DUMMY_DATA / "checksums.tsv")
-        assert result.returncode == 0, result.stderr[-3000:]
+        _tfds_build(f"qmnist/{config}", "--manual_dir", os.fspath(raw), "--data_dir",
+                    os.fspath(tmp_path / "data"), checksums=DUMMY_DATA / "checksums.tsv")
         assert tfds.builder(f"qmnist/{config}", data_dir=os.fspath(tmp_path / "data")).is_prepared()
 
 

@@ -128,17 +128,14 @@ class ScalarExampleSerializer:
     """
 
     def __init__(self, features: tfds.features.FeaturesDict):
-        from tensorflow_datasets.core.utils import dtype_utils
-
         self._fields: dict[str, str] = {}
         for name, info in features.get_serialized_info().items():
             if not isinstance(info, tfds.features.TensorInfo) or info.shape != ():
                 raise ValueError(f"feature {name!r} is not a scalar: {info}")
-            if info.np_dtype == np.bool_ or (
-                dtype_utils.is_integer(info.np_dtype) and info.np_dtype != np.uint64
-            ):
+            dtype = np.dtype(info.np_dtype)
+            if dtype == np.bool_ or (np.issubdtype(dtype, np.integer) and dtype != np.uint64):
                 self._fields[name] = "int64_list"
-            elif dtype_utils.is_string(info.np_dtype):
+            elif np.issubdtype(dtype, np.character) or dtype == np.object_:
                 self._fields[name] = "bytes_list"
             else:
                 raise ValueError(f"feature {name!r} has unsupported dtype {info.np_dtype}")

@@ -113,8 +113,9 @@ INTERNALS: tuple[Internal, ...] = (
              "extends, keeping its errors, repr and per-record path",
              "`as_data_source` gives TFDS's own sources; `load_arrays` reads the "
              "TFRecord files"),
-    Internal("tensorflow_datasets.core.constants.get_default_data_dir", (),
-             "the data_dir TFDS uses when none is given, for `mnist_metadata`",
+    Internal("tensorflow_datasets.core.constants.DATA_DIR", None,
+             "the data_dir TFDS uses when none is given (read when TFDS is imported), "
+             "for `mnist_metadata`",
              "$TFDS_DATA_DIR, else ~/tensorflow_datasets, as TFDS 4.9 has it"),
 )
 
@@ -200,9 +201,10 @@ def downloader_hooks() -> tuple[Any, Any, Any, Callable[..., None]] | None:
 
 
 def default_data_dir() -> str:
-    get_dir = get("constants.get_default_data_dir")
-    if get_dir is not None:
-        return get_dir()
+    """The data_dir that TFDS uses where none is given."""
+    data_dir = get("constants.DATA_DIR")
+    if isinstance(data_dir, str):
+        return data_dir
     return os.environ.get("TFDS_DATA_DIR",
                           os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
 

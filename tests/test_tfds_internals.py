@@ -270,11 +270,15 @@ def test_without_tfds_array_record_source_tfds_sources_and_load_arrays_serve(
         np.testing.assert_array_equal(found[key], values)
 
 
-def test_without_tfds_default_data_dir_it_is_tfds_documented_one(without, monkeypatch):
+def test_default_data_dir_is_tfds_own_and_without_it_the_documented_one(without,
+                                                                         monkeypatch):
+    # Where TFDS puts a dataset that is given no data_dir and is prepared nowhere.
+    unprepared = tfds.testing.DummyMnist()
+    assert tfds_internals.default_data_dir() == os.fspath(
+        pathlib.Path(unprepared.data_dir).parents[1])
+    without("constants.DATA_DIR")
     monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
     home = os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
-    assert tfds_internals.default_data_dir() == home
-    without("constants.get_default_data_dir")
     assert tfds_internals.default_data_dir() == home
     monkeypatch.setenv("TFDS_DATA_DIR", "/data/tfds")
     assert tfds_internals.default_data_dir() == "/data/tfds"

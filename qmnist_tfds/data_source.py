@@ -3,11 +3,9 @@
 TFDS's `ArrayRecordDataSource` reads and deserializes one record per
 `source[i]`: an array_record read, a protobuf object, each feature's Python
 decoder and a PIL decode. `InMemoryDataSource` gives the same examples from
-memory: on its first access in a process it reads the split's records in
-blocks, parses them with numpy (`records.parse_scalar_examples`), inflates
-their PNGs with zlib (`png.own_pixels_at`) on threads, a block each (zlib lets
-go of the GIL while it inflates), and keeps the pixels and the integers in two
-arrays; `source[i]` then copies one image and builds the dict.
+memory: on its first access in a process it decodes the whole split
+(`qmnist_tfds.split_decoder`) into an array of pixels and one of integers;
+`source[i]` then copies one image and builds the dict.
 
 It holds 784 bytes of pixels and 7 integers a record in every process that
 reads from it (docs/design.md gives the sizes of each split). Each Grain worker
@@ -15,86 +13,34 @@ loads its own copy on its first read; a pickled source carries none of it.
 `builder_kwargs={"data_source_in_memory": False}` gives TFDS's own source
 instead, which holds nothing.
 
-Records this module cannot parse or whose PNG is not in the layout
-`qmnist_tfds.png` writes (none in a build of this package) are served by
-TFDS's own path, record by record, with its results and its errors.
+Records the decoder leaves to TFDS (none in a build of this package) are
+served by TFDS's own path, record by record, with its results and its errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent import futures
+from collections.abc import Sequence
 from typing import Any, SupportsIndex
 
 import numpy as np
 import tensorflow_datasets as tfds
-from array_record.python import array_record_module
 
-from qmnist_tfds import png, records, tfds_internals
+from qmnist_tfds import split_decoder, tfds_internals
 
 # TFDS's source, which `InMemoryDataSource` extends; where TFDS lacks it,
 # `in_memory` leaves TFDS's sources as they are.
 _TFDS_SOURCE: type = tfds_internals.array_record_source_class() or object
 
-# Records are read, parsed and decoded this many at a time, into arrays made
-# for the whole split, by this many threads: the memory a load passes through
-# stays small (at most _THREADS + 1 blocks of records at once). docs/design.md
-# says how these were chosen.
-_BLOCK = 4096
-_THREADS = 2
-_INT32 = np.iinfo(np.int32)
 _OUT_OF_RANGE = "Record key should be in [0, num_records)"  # TFDS's words
-
-
-@dataclasses.dataclass
-class _Split:
-    """A split's records, decoded."""
-
-    images: np.ndarray  # (N, H, W, 1) uint8
-    ints: np.ndarray  # (N, len(int_keys)) int64, in the order of `int_keys`
-    own: memoryview  # 1 for the records served here (its items index as Python ints)
-    # The images' bytes, flat. A memoryview copies an image holding the GIL;
-    # numpy lets go of it to copy more than 500 elements, and under Grain's
-    # reading threads each letting go hands it to another thread, a wait that
-    # costs more than the copy.
-    pixels: memoryview = dataclasses.field(init=False)
-
-    def __post_init__(self):
-        self.pixels = memoryview(self.images.reshape(-1))
-
-
-def _int_kinds(features) -> dict[str, np.dtype] | None:
-    """Name -> dtype of every feature but `image`, if all are integer scalars."""
-    kinds = {}
-    for name, info in features.get_tensor_info().items():
-        if name == "image":
-            continue
-        if info.shape != () or not np.issubdtype(info.np_dtype, np.integer):
-            return None
-        kinds[name] = np.dtype(info.np_dtype)
-    return kinds
-
-
-def _serves_fast(features) -> bool:
-    """Whether `features` are those this module decodes: a (H, W, 1) uint8 PNG
-    `image` and integer scalars, each stored as one value."""
-    if "image" not in features.get_tensor_info() or _int_kinds(features) is None:
-        return False
-    image = features["image"]
-    shape = tuple(getattr(image, "shape", ()))
-    return (getattr(image, "encoding_format", None) in (None, "png")
-            and len(shape) == 3 and shape[2] == 1 and None not in shape
-            and np.dtype(image.np_dtype) == np.uint8)
 
 
 def _served_from_memory(source) -> bool:
     """Whether `source` reads what this module serves: every feature decoded, as is."""
     return (source.decoders is None
             and source.deserialize_method == tfds.decode.DeserializeMethod.DESERIALIZE_AND_DECODE
-            and _serves_fast(source.dataset_info.features))
+            and split_decoder.decodes(source.dataset_info.features))
 
 
 @dataclasses.dataclass(repr=False)
@@ -112,15 +58,13 @@ class InMemoryDataSource(_TFDS_SOURCE):
         self._length = len(self.data_source)
         # The files as they are now: `as_data_source` then sets the shared info
         # back to the dataset's main format.
-        self._files = [(os.fspath(i.filename), i.skip, i.skip + i.take)
-                       for i in self.dataset_info.splits[self.split].file_instructions]
+        self._files = split_decoder.file_ranges(
+            self.dataset_info.splits[self.split].file_instructions)
         self._lock = threading.Lock()
-        self._split: _Split | None = None
-        features = self.dataset_info.features
+        self._split: split_decoder.DecodedSplit | None = None
         self._fast = _served_from_memory(self)
         if self._fast:
-            self._int_kinds = _int_kinds(features)
-            self._image_shape = features["image"].shape
+            self._image_shape = self.dataset_info.features["image"].shape
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -136,83 +80,30 @@ class InMemoryDataSource(_TFDS_SOURCE):
         text = super().__repr__()
         return text.replace(type(self).__name__, _TFDS_SOURCE.__name__, 1)
 
-    def _load(self) -> _Split:
+    def _load(self) -> split_decoder.DecodedSplit:
         with self._lock:
             if self._split is None:
                 self._split = self._decode_split()
         return self._split
 
-    def _decode_split(self) -> _Split:
+    def _decode_split(self) -> split_decoder.DecodedSplit:
         # TFDS's examples list their keys in an order that depends on how the
         # features were restored: take it from one of them.
         self._keys = list(super().__getitem__(0)) if self._length else []
-        self._int_keys = [key for key in self._keys if key != "image"]
         self._image_position = self._keys.index("image") if self._keys else 0
-        kinds = {name: "int64_list" for name in self._int_kinds}
-        kinds["image"] = "bytes_list"
-        count = self._length
-        images = np.zeros((count, *self._image_shape), dtype=np.uint8)
-        ints = np.zeros((count, len(self._int_keys)), dtype=np.int64)
-        own = np.zeros(count, dtype=bool)
-        row, pending = 0, []
-        with futures.ThreadPoolExecutor(_THREADS) as pool:
-            for raw in self._record_blocks():
-                rows = slice(row, row + len(raw))
-                pending.append(pool.submit(self._decode_block, raw, kinds, images[rows],
-                                           ints[rows], own[rows]))
-                row = rows.stop
-                if len(pending) >= _THREADS:
-                    pending.pop(0).result()
-            for done in pending:
-                done.result()
-        if row != count:
-            raise ValueError(f"{self!r}: read {row} records, expected {count}")
-        return _Split(images, ints, memoryview(own.view(np.uint8)))
-
-    def _record_blocks(self) -> Iterator[list[bytes]]:
-        """The split's serialized records in order, up to `_BLOCK` at a time, read
-        file by file in ranges (array_record reads ahead within a file)."""
-        for filename, start, stop in self._files:
-            reader = array_record_module.ArrayRecordReader(filename)
-            try:
-                for first in range(start, stop, _BLOCK):
-                    yield reader.read(first, min(first + _BLOCK, stop))
-            finally:
-                reader.close()
-
-    def _decode_block(self, raw: list[bytes], kinds: dict[str, str], images: np.ndarray,
-                      ints: np.ndarray, own: np.ndarray) -> None:
-        """Decodes consecutive records into views of the split's arrays."""
-        parsed = records.parse_scalar_examples(raw, kinds)
-        ints[:] = np.stack([parsed.ints[name] for name in self._int_keys], axis=1)
-        served = parsed.parsed
-        for column, name in enumerate(self._int_keys):
-            if self._int_kinds[name] == np.int32:  # TFDS casts, and fails out of range
-                served &= (ints[:, column] >= _INT32.min) & (ints[:, column] <= _INT32.max)
-        starts, ends = parsed.spans["image"]
-        pixels, laid_out = png.own_pixels_at(parsed.blob, starts, ends - starts,
-                                             *self._image_shape[:2])
-        images[..., 0] = pixels
-        own[:] = served & laid_out
+        blocks = split_decoder.record_blocks(self._files, tfds.core.FileFormat.ARRAY_RECORD)
+        return split_decoder.decode(blocks, self._length, self.dataset_info.features,
+                                    [key for key in self._keys if key != "image"], repr(self))
 
     def arrays(self) -> dict[str, np.ndarray] | None:
-        """Every feature of the split as one array each (keys in the features' order,
-        their numpy dtypes), as `tfds.as_numpy(tfds.load(..., batch_size=-1))` gives
-        them; None where this source does not serve the split from memory."""
+        """Every feature of the split as one array each (`split_decoder.as_arrays`);
+        None where this source does not serve the split from memory."""
         if not self._fast:
             return None
         features = self.dataset_info.features
         if not self._length:
-            return {key: np.zeros((0, *info.shape), dtype=info.np_dtype)
-                    for key, info in features.get_tensor_info().items()}
-        split = self._load()
-        columns = {"image": split.images}
-        for column, key in enumerate(self._int_keys):
-            columns[key] = split.ints[:, column].astype(self._int_kinds[key])
-        for index in np.flatnonzero(np.frombuffer(split.own, dtype=np.uint8) == 0).tolist():
-            for key, value in super().__getitem__(index).items():  # TFDS's path
-                columns[key][index] = value
-        return {key: columns[key] for key in features}
+            return split_decoder.empty_arrays(features)
+        return split_decoder.as_arrays(self._load(), features)
 
     def __getitem__(self, key: SupportsIndex) -> Any:
         if not self._fast:

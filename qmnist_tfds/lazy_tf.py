@@ -3,8 +3,8 @@
 `import qmnist_tfds` registers the builder without importing TensorFlow, as
 `import tensorflow_datasets` does: a JAX process reading through
 `tfds.data_source` never loads it, nor does a build into array_record files
-(`file_format="array_record"`). A TFRecord build, tf.data reads and
-`load_arrays` import it on first use, through `tensorflow()`.
+(`file_format="array_record"`), nor `load_arrays`. A TFRecord build and
+tf.data reads import it on first use, through `tensorflow()`.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ def own_pixels_at(
     After `_own_streams`, what is left per image is one `zlib.decompress`
     call; the filter bytes are checked on all images at once. Callers that
     want several cores decode blocks of images on threads of their own
-    (zlib lets go of the GIL while it inflates), as `data_source` does.
+    (zlib lets go of the GIL while it inflates), as `split_decoder` does.
     """
     own, stream_starts, stream_ends = _own_streams(
         np.frombuffer(buffer, dtype=np.uint8), starts, sizes, height, width)

@@ -271,8 +271,8 @@ def _site_packages_without_tensorflow(folder: pathlib.Path) -> pathlib.Path:
 
 def test_without_tensorflow_the_error_names_the_install_command(dummy_build, tmp_path):
     """In an environment where TensorFlow is not installed at all: `load_arrays` reads the
-    array_record copy of a default build, and what needs TensorFlow (TFRecord files
-    without the copy, a TFRecord build) says how to install it."""
+    array_record copy of a default build and the TFRecord files of a build without it, and
+    what needs TensorFlow (a TFRecord build) says how to install it."""
     tfrecord_only = tmp_path / "tfrecord-only"
     build("qmnist", tfrecord_only, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
           builder_kwargs={"array_record_copy": False})
@@ -286,33 +286,36 @@ def test_without_tensorflow_the_error_names_the_install_command(dummy_build, tmp
         import qmnist_tfds
         print(tfds.builder("qmnist", data_dir=sys.argv[3]).info.features["label"].num_classes)
         np.savez(sys.argv[5], **qmnist_tfds.load_arrays("test", data_dir=sys.argv[2]))
-        for step in (lambda: qmnist_tfds.load_arrays("train", data_dir=sys.argv[4]),
-                     lambda: tfds.builder("qmnist", data_dir=sys.argv[3]).download_and_prepare()):
-            try:
-                step()
-            except ImportError as error:
-                print(error)
+        np.savez(sys.argv[6], **qmnist_tfds.load_arrays("test", data_dir=sys.argv[4]))
+        try:
+            tfds.builder("qmnist", data_dir=sys.argv[3]).download_and_prepare()
+        except ImportError as error:
+            print(error)
         print("tensorflow" in sys.modules)
     """)
     # -S: no site-packages but the copy above; the checkout is on the path as the cwd.
+    loaded = {"array_record": tmp_path / "array_record.npz",
+              "tfrecord": tmp_path / "tfrecord.npz"}
     result = subprocess.run([sys.executable, "-S", "-c", code, os.fspath(site_packages),
                              os.fspath(dummy_build), os.fspath(tmp_path / "new"),
-                             os.fspath(tfrecord_only), os.fspath(tmp_path / "test.npz")],
+                             os.fspath(tfrecord_only), *map(os.fspath, loaded.values())],
                             capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0] == "10"
-    assert len(lines) == 4
-    assert all('pip install "qmnist-tfds[tensorflow]"' in line for line in lines[1:3])
-    assert lines[3] == "False"
+    assert len(lines) == 3
+    assert 'pip install "qmnist-tfds[tensorflow]"' in lines[1]
+    assert lines[2] == "False"
     assert not list((tmp_path / "new").rglob("*.lock"))
+    assert not list(tfrecord_only.rglob("*.array_record*"))
     reference = tfds.as_numpy(tfds.load("qmnist", split="test", data_dir=os.fspath(dummy_build),
                                         batch_size=-1))
-    with np.load(tmp_path / "test.npz") as loaded:
-        assert sorted(loaded) == sorted(reference)
-        for key, values in reference.items():
-            assert loaded[key].dtype == values.dtype, key
-            np.testing.assert_array_equal(loaded[key], values, err_msg=key)
+    for path in loaded.values():
+        with np.load(path) as found:
+            assert sorted(found) == sorted(reference)
+            for key, values in reference.items():
+                assert found[key].dtype == values.dtype, key
+                np.testing.assert_array_equal(found[key], values, err_msg=f"{path.name} {key}")
 
 
 def test_an_array_record_build_without_tensorflow(array_record_build, tmp_path):

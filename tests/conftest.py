@@ -154,6 +154,17 @@ def array_record_build(tmp_path_factory) -> pathlib.Path:
     return shared_build(tmp_path_factory, "array_record", make)
 
 
+@pytest.fixture(scope="session")
+def tfrecord_only_build(tmp_path_factory) -> pathlib.Path:
+    """A data_dir holding the `qmnist` config built from the dummy data without the
+    array_record copy."""
+    def make(data_dir):
+        build("qmnist", data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
+              builder_kwargs={"array_record_copy": False})
+
+    return shared_build(tmp_path_factory, "tfrecord_only", make)
+
+
 def build_tfds_mnist(dataset: str, files_dir: pathlib.Path, data_dir: pathlib.Path) -> None:
     """Builds TFDS's own `dataset` ("mnist" or "fashion_mnist") from the IDX files in
     `files_dir`, with TFDS's own builder and writer, for tests of record order.

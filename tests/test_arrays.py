@@ -13,7 +13,6 @@ from PIL import Image
 
 from qmnist_tfds import arrays, png, shards, split_decoder, synthetic, tfrecord
 from qmnist_tfds.qmnist import qmnist_dataset_builder
-from tests.conftest import DUMMY_DATA, build
 
 
 @pytest.mark.parametrize(("name", "split"), [
@@ -102,10 +101,8 @@ def test_a_corrupt_tfrecord_file_names_the_file_and_record(tmp_path, where, mess
         list(tfrecord.read_blocks(path, 0, 3, 2))
 
 
-def test_a_tfrecord_only_build_loads_as_tfds_reads_it(tmp_path):
-    data_dir = tmp_path / "data"
-    build("qmnist", data_dir, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
-          builder_kwargs={"array_record_copy": False})
+def test_a_tfrecord_only_build_loads_as_tfds_reads_it(tfrecord_only_build):
+    data_dir = tfrecord_only_build
     assert not list(data_dir.rglob("*.array_record*"))
     for split in ("train", "test[5:25]", "test50k"):
         fast = arrays.load_arrays(split, data_dir=data_dir)

@@ -115,3 +115,18 @@ def test_micro_benchmark_runs():
     assert sum("us/record" in line for line in lines) == 2
     assert sum("us/image" in line for line in lines) == 3
     assert sum("s CPU per 60,000 images" in line for line in lines) == 3
+
+
+def test_load_arrays_benchmark_reads_both_builds_with_and_without_tensorflow(
+        dummy_build, tfrecord_only_build):
+    load_arrays = load_benchmark("load_arrays")
+    seconds = {}
+    for with_tensorflow in (True, False):
+        read = run_benchmark_child("load_arrays", "read", dummy_build, tfrecord_only_build,
+                                   int(with_tensorflow))
+        assert read["examples"] == [20]  # the dummy train split's rows
+        assert read["imported_tensorflow"] == with_tensorflow
+        assert not seconds.keys() & read["seconds"].keys()
+        seconds |= read["seconds"]
+    assert sorted(seconds) == sorted(load_arrays.TASKS)
+    assert all(value > 0 for value in seconds.values())

@@ -269,13 +269,12 @@ def _site_packages_without_tensorflow(folder: pathlib.Path) -> pathlib.Path:
     return folder
 
 
-def test_without_tensorflow_the_error_names_the_install_command(dummy_build, tmp_path):
+def test_without_tensorflow_the_error_names_the_install_command(dummy_build,
+                                                                tfrecord_only_build, tmp_path):
     """In an environment where TensorFlow is not installed at all: `load_arrays` reads the
     array_record copy of a default build and the TFRecord files of a build without it, and
     what needs TensorFlow (a TFRecord build) says how to install it."""
-    tfrecord_only = tmp_path / "tfrecord-only"
-    build("qmnist", tfrecord_only, DUMMY_DATA, DUMMY_DATA / "checksums.tsv",
-          builder_kwargs={"array_record_copy": False})
+    tfrecord_only = tfrecord_only_build
     site_packages = _site_packages_without_tensorflow(tmp_path / "site-packages")
     code = textwrap.dedent("""
         import importlib.util, site, sys

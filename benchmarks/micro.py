@@ -4,7 +4,7 @@
 
 - Serializing 60,000 records of the `qmnist` features: one `tf.train.Example`
   protobuf per record (the serializer's former method) vs
-  `shards.ScalarExampleSerializer` (wire format assembled per chunk with numpy).
+  `records.ScalarExampleSerializer` (wire format assembled per chunk with numpy).
 - PNG-encoding 10,000 28x28 images with `png.encode_gray_pngs`, zlib level 6
   (the former setting) vs `png.COMPRESSION_LEVEL` vs level 1, with the mean
   PNG size.
@@ -59,7 +59,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
 
-    from qmnist_tfds import examples, idx, png, shards
+    from qmnist_tfds import examples, idx, png, records
     from qmnist_tfds.qmnist import qmnist_dataset_builder
 
     images = idx.read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz")
@@ -71,7 +71,7 @@ def main() -> None:
                                 labels[i : i + examples.ROWS_PER_CHUNK])
               for i in range(0, len(images), examples.ROWS_PER_CHUNK)]
     features = qmnist_dataset_builder.Builder(data_dir="/nonexistent").info.features
-    serializer = shards.ScalarExampleSerializer(features)
+    serializer = records.ScalarExampleSerializer(features)
     cpu = best_cpu_seconds({
         "protobuf": lambda: [protobuf_per_record(features, c) for c in chunks],
         "numpy": lambda: [serializer.serialize(c) for c in chunks],

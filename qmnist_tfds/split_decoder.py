@@ -105,8 +105,7 @@ def decode(blocks: Iterable[Sequence[bytes]], count: int,
            where: str) -> DecodedSplit:
     """Decodes the `count` records of `blocks` (see `decodes`); `int_keys` orders
     the columns of `ints`, and `where` names the records in errors."""
-    kinds = dict.fromkeys(int_keys, "int64_list")
-    kinds["image"] = "bytes_list"
+    kinds = records.feature_kinds(features)
     shape = features["image"].shape
     int32_columns = [column for column, key in enumerate(int_keys)
                      if int_kinds(features)[key] == np.int32]

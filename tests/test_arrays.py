@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from qmnist_tfds import arrays, png, shards, split_decoder, synthetic, tfrecord
+from qmnist_tfds import arrays, png, records, split_decoder, synthetic, tfrecord
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 
 
@@ -35,7 +35,7 @@ def _examples(pngs: list[bytes]) -> list[bytes]:
     features = qmnist_dataset_builder.Builder(data_dir="/nonexistent").info.features
     names = [name for name in features if name != "image"]
     columns = {name: [1000 * k + i for i in range(len(pngs))] for k, name in enumerate(names)}
-    return shards.ScalarExampleSerializer(features).serialize({"image": pngs, **columns})
+    return records.ScalarExampleSerializer(features).serialize({"image": pngs, **columns})
 
 
 def test_other_encoders_pngs_decode_through_tfds(tmp_path):

@@ -223,6 +223,21 @@ def test_integers_outside_int32_are_served_by_tfds(dummy_build, tmp_path):
             assert_same_example(ours[i], expected)
     assert [ours._split.own[i] for i in range(8)] == [1, 1, 0, 1, 1, 0, 1, 1]
     assert ours[7]["writer_id"] == 2**31 - 1
+    # The whole split at once (load_arrays): TFDS's values, or the error TFDS raises.
+    errors = []
+    for i in range(len(theirs)):
+        try:
+            theirs[i]
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+    if errors:
+        with pytest.raises(type(errors[0])):
+            ours.arrays()
+    else:
+        found = ours.arrays()
+        for key in found:
+            np.testing.assert_array_equal(
+                found[key], np.stack([np.asarray(theirs[i][key]) for i in range(len(theirs))]))
 
 
 def test_data_source_imports_no_tensorflow(dummy_build):

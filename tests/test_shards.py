@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tensorflow_datasets.core import example_serializer, naming, writer
 from tensorflow_datasets.core.utils import shard_utils
 
-from qmnist_tfds import examples, fail_fast, shards, tfds_internals, verify
+from qmnist_tfds import examples, fail_fast, records, shards, tfds_internals, verify
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 from tests.conftest import DUMMY_DATA, REPO_ROOT, build
 
@@ -247,7 +247,7 @@ def test_serializer_matches_tfds_serializer(rows):
     columns = {"image": [r[0] for r in rows], "label": [r[1] for r in rows]}
     for i, name in enumerate(names):
         columns[name] = [r[2][i] for r in rows]
-    ours = shards.ScalarExampleSerializer(_FEATURES).serialize(columns)
+    ours = records.ScalarExampleSerializer(_FEATURES).serialize(columns)
     _assert_matches_tfds(_FEATURES, columns, ours)
 
 
@@ -260,7 +260,7 @@ def test_serializer_matches_tfds_serializer_on_other_scalars(rows):
                for i, name in enumerate(("big", "flag", "a_text", "z_blob"))}
     encoded = {name: [_OTHER_FEATURES[name].encode_example(v) for v in values]
                for name, values in columns.items()}
-    ours = shards.ScalarExampleSerializer(_OTHER_FEATURES).serialize(encoded)
+    ours = records.ScalarExampleSerializer(_OTHER_FEATURES).serialize(encoded)
     _assert_matches_tfds(_OTHER_FEATURES, columns, ours)
 
 
@@ -277,12 +277,12 @@ def fixed_columns() -> dict[str, list]:
 _SERIALIZE_IN_A_PROCESS = f"""
 import hashlib, sys
 import numpy as np
-from qmnist_tfds import examples, shards
+from qmnist_tfds import examples, records
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 {inspect.getsource(fixed_columns)}
 features = qmnist_dataset_builder.Builder(data_dir="/nonexistent").info.features
 print(hashlib.sha256(b"".join(
-    shards.ScalarExampleSerializer(features).serialize(fixed_columns()))).hexdigest())
+    records.ScalarExampleSerializer(features).serialize(fixed_columns()))).hexdigest())
 print("tensorflow" in sys.modules)
 """
 
@@ -291,7 +291,7 @@ def test_serialized_bytes_are_the_same_in_every_process():
     """Protobuf writes map entries in an order that varies per process; the serializer
     does not."""
     here = hashlib.sha256(b"".join(
-        shards.ScalarExampleSerializer(_FEATURES).serialize(fixed_columns()))).hexdigest()
+        records.ScalarExampleSerializer(_FEATURES).serialize(fixed_columns()))).hexdigest()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     for seed in ("1", "2", "3"):
         env["PYTHONHASHSEED"] = seed
@@ -302,7 +302,7 @@ def test_serialized_bytes_are_the_same_in_every_process():
 
 
 def test_serializer_refuses_what_it_cannot_write():
-    serializer = shards.ScalarExampleSerializer(_FEATURES)
+    serializer = records.ScalarExampleSerializer(_FEATURES)
     with pytest.raises(ValueError, match="do not match the features"):
         serializer.serialize({"image": [b""], "label": [1]})
     columns = {name: [0] for name in _FEATURES}
@@ -310,9 +310,9 @@ def test_serializer_refuses_what_it_cannot_write():
     with pytest.raises(ValueError, match="different lengths"):
         serializer.serialize(columns)
     with pytest.raises(ValueError, match="'v' is not a scalar"):
-        shards.ScalarExampleSerializer(tfds.features.FeaturesDict(
+        records.ScalarExampleSerializer(tfds.features.FeaturesDict(
             {"v": tfds.features.Tensor(shape=(2,), dtype=np.int32)}))
     for dtype in (np.float32, np.uint64):
         with pytest.raises(ValueError, match="'v' has unsupported dtype"):
-            shards.ScalarExampleSerializer(tfds.features.FeaturesDict(
+            records.ScalarExampleSerializer(tfds.features.FeaturesDict(
                 {"v": tfds.features.Scalar(dtype=dtype)}))

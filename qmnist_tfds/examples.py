@@ -8,14 +8,13 @@ a build holds one chunk of images at a time, whatever the split's size.
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from qmnist_tfds import idx, png
+from qmnist_tfds import idx, pipeline, png
 
 NUM_CLASSES = 10
 CLASS_COLUMN = 0
@@ -101,31 +100,18 @@ def _encoded_chunks(images: idx.IdxReader, rows: int, rows_per_chunk: int) -> It
     to `_READ_AHEAD` chunks ahead and encoding `_ENCODE_AHEAD`, so the encoding
     threads always have work queued and memory stays a few chunks.
     """
-    sizes = deque(min(rows_per_chunk, rows - done) for done in range(0, rows, rows_per_chunk))
+    sizes = [min(rows_per_chunk, rows - done) for done in range(0, rows, rows_per_chunk)]
     with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(PNG_THREADS) as encoders:
-        reads: deque[Future] = deque()
-        encodes: deque[list[Future]] = deque()
-
-        def read_ahead() -> None:
-            while sizes and len(reads) < _READ_AHEAD:
-                reads.append(reader.submit(images.read_rows, sizes.popleft()))
-
-        def encode_next() -> None:
-            read_ahead()
-            if reads:
-                encodes.append(png.submit_gray_pngs(reads.popleft().result(), encoders))
-                read_ahead()
-
+        reads = pipeline.ahead((reader.submit(images.read_rows, size) for size in sizes),
+                               _READ_AHEAD)
+        encodes = pipeline.ahead((png.submit_gray_pngs(read.result(), encoders)
+                                  for read in reads), _ENCODE_AHEAD)
         try:
-            for _ in range(_ENCODE_AHEAD):
-                encode_next()
-            while encodes:
-                parts = encodes.popleft()
-                encode_next()
+            for parts in encodes:
                 yield [encoded for part in parts for encoded in part.result()]
         finally:
-            for future in [*reads, *(f for parts in encodes for f in parts)]:
-                future.cancel()
+            encodes.close()
+            reads.close()
 
 
 def iter_chunks(

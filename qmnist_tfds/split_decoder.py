@@ -20,7 +20,7 @@ from concurrent import futures
 import numpy as np
 import tensorflow_datasets as tfds
 
-from qmnist_tfds import png, records, tfrecord
+from qmnist_tfds import pipeline, png, records, tfrecord
 
 # Records are decoded this many at a time by this many threads: a load passes
 # through at most _THREADS + 1 blocks of records at once (docs/design.md).
@@ -129,16 +129,18 @@ def decode(blocks: Iterable[Sequence[bytes]], count: int,
         for row in np.flatnonzero(~(served & laid_out)).tolist():
             split.undecoded[first + row] = bytes(raw[row])
 
-    row, pending = 0, []
-    with futures.ThreadPoolExecutor(_THREADS) as pool:
+    row = 0
+
+    def submitted(pool: futures.Executor) -> Iterator[futures.Future]:
+        nonlocal row
         for raw in blocks:
             if row + len(raw) > count:
                 raise ValueError(f"{where}: more than the {count} records expected")
-            pending.append(pool.submit(decode_block, raw, row))
+            yield pool.submit(decode_block, raw, row)
             row += len(raw)
-            if len(pending) >= _THREADS:
-                pending.pop(0).result()
-        for done in pending:
+
+    with futures.ThreadPoolExecutor(_THREADS) as pool:
+        for done in pipeline.ahead(submitted(pool), _THREADS - 1):
             done.result()
     if row != count:
         raise ValueError(f"{where}: read {row} records, expected {count}")

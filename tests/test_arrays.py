@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -80,7 +81,8 @@ def test_tfrecord_reader_gives_what_tensorflow_reads(tmp_path):
     assert [len(block) for block in blocks] == [8] * 6 + [3]
     assert sum(blocks, []) == by_tf
     assert sum(tfrecord.read_blocks(path, 17, 40, 5), []) == by_tf[17:40]
-    with pytest.raises(ValueError, match=f"{path}: 51 records, expected at least 52"):
+    named = re.escape(str(path))
+    with pytest.raises(ValueError, match=f"{named}: 51 records, expected at least 52"):
         list(tfrecord.read_blocks(path, 0, 52, 8))
 
 
@@ -97,7 +99,7 @@ def test_a_corrupt_tfrecord_file_names_the_file_and_record(tmp_path, where, mess
     else:
         data[where] ^= 0x20
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=f"{path}: .*{message}"):
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))}: .*{message}"):
         list(tfrecord.read_blocks(path, 0, 3, 2))
 
 

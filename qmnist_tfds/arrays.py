@@ -33,11 +33,11 @@ def load_arrays(
     (`"test[:1000]"`). The dataset must have been prepared.
     """
     builder = tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
+    config = builder.builder_config
+    full_name = builder.name + (f"/{config.name}" if config else "")
     if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"{builder.name}/{builder.builder_config.name} is not prepared in "
-            f"{builder.data_dir}: build it first (tfds build --imports qmnist_tfds "
-            f"{builder.name}/{builder.builder_config.name})")
+        raise FileNotFoundError(f"{full_name} is not prepared in {builder.data_dir}: build "
+                                f"it first (tfds build --imports qmnist_tfds {full_name})")
     info = builder.info
     if tfds.core.FileFormat.ARRAY_RECORD in info.available_file_formats():
         source = builder.as_data_source(split)
@@ -54,7 +54,7 @@ def load_arrays(
         blocks = split_decoder.record_blocks(split_decoder.file_ranges(instructions),
                                              info.file_format)
         int_keys = [key for key in features if key != "image"]
-        where = f"{builder.name}/{builder.builder_config.name} split {split!r}"
+        where = f"{full_name} split {split!r}"
         return split_decoder.as_arrays(
             split_decoder.decode(blocks, count, features, int_keys, where), features)
     lazy_tf.tensorflow()  # TFDS reads it with TensorFlow: without it, say how to install

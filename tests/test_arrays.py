@@ -120,3 +120,17 @@ def test_an_unprepared_dataset_says_to_build_it(tmp_path):
     with pytest.raises(FileNotFoundError,
                        match="qmnist/nist is not prepared in .*tfds build --imports qmnist_tfds"):
         arrays.load_arrays("nist", name="qmnist/nist", data_dir=tmp_path)
+
+
+def test_tfds_own_fashion_mnist_build_loads_as_tfds_reads_it(fashion_mnist_build):
+    """TFRecord files that TFDS's own builder and writer wrote (no config, its PNGs)."""
+    for split in ("train", "test[:100]"):
+        fast = arrays.load_arrays(split, name="fashion_mnist", data_dir=fashion_mnist_build)
+        reference = tfds.as_numpy(tfds.load("fashion_mnist", split=split, batch_size=-1,
+                                            data_dir=os.fspath(fashion_mnist_build)))
+        assert fast.keys() == reference.keys()
+        for key, values in reference.items():
+            assert fast[key].dtype == values.dtype, key
+            np.testing.assert_array_equal(fast[key], values, err_msg=key)
+    with pytest.raises(FileNotFoundError, match="^mnist is not prepared in "):
+        arrays.load_arrays("test", name="mnist", data_dir=fashion_mnist_build)

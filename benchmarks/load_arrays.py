@@ -1,14 +1,15 @@
-"""`load_arrays` with and without TensorFlow, beside `batch_size=-1`, on the same builds.
+"""`load_arrays` with and without TensorFlow, beside `batch_size=-1`, from either file format.
 
     python benchmarks/load_arrays.py [--repeats N] [--work-dir DIR] [--json FILE]
 
 Builds `qmnist` twice from `speed.py`'s same-pixel files (Debian's
 Fashion-MNIST images in QMNIST's layout; needs `apt-get install -y
-dataset-fashion-mnist`): a default build (TFRecord files and their array_record
-copy) and one of TFRecord files alone (`array_record_copy=False`). Each round
-then starts two fresh processes, in turn: one imports TensorFlow and reads the
-`train` split to numpy with `tfds.as_numpy(tfds.load(..., batch_size=-1))`,
-then with `load_arrays` from each build; the other does the two `load_arrays`
+dataset-fashion-mnist`): a default build (TFRecord files, which `load_arrays`
+reads, and their array_record copy) and an array_record build
+(`file_format="array_record"`). Each round then starts two fresh processes, in
+turn: one imports TensorFlow and reads the `train` split to numpy with
+`tfds.as_numpy(tfds.load(..., batch_size=-1))` from the default build, then
+with `load_arrays` from each build; the other does the two `load_arrays`
 calls without ever importing TensorFlow. Each time is the median and range
 over the rounds; each ratio is that of `batch_size=-1`'s time to the row's,
 round by round.
@@ -24,13 +25,13 @@ from pathlib import Path
 import harness
 import speed
 
-TASKS = ("batch_size=-1", "load_arrays, array_record copy, TensorFlow imported",
-         "load_arrays, TFRecord only, TensorFlow imported",
-         "load_arrays, array_record copy, no TensorFlow",
-         "load_arrays, TFRecord only, no TensorFlow")
+TASKS = ("batch_size=-1", "load_arrays, TFRecord files, TensorFlow imported",
+         "load_arrays, array_record files, TensorFlow imported",
+         "load_arrays, TFRecord files, no TensorFlow",
+         "load_arrays, array_record files, no TensorFlow")
 
 
-def child_read(default_dir: Path, tfrecord_dir: Path, with_tensorflow: bool) -> dict:
+def child_read(default_dir: Path, array_dir: Path, with_tensorflow: bool) -> dict:
     """Seconds of each read of `train` to numpy in this process, by task name, the
     examples each read, and whether TensorFlow was imported."""
     if with_tensorflow:
@@ -53,34 +54,33 @@ def child_read(default_dir: Path, tfrecord_dir: Path, with_tensorflow: bool) -> 
     if with_tensorflow:
         found["batch_size=-1"] = timed(lambda: tfds.as_numpy(tfds.load(
             "qmnist", split="train", data_dir=os.fspath(default_dir), batch_size=-1)))
-    found[f"load_arrays, array_record copy, {suffix}"] = timed(
+    found[f"load_arrays, TFRecord files, {suffix}"] = timed(
         lambda: qmnist_tfds.load_arrays("train", data_dir=default_dir))
-    found[f"load_arrays, TFRecord only, {suffix}"] = timed(
-        lambda: qmnist_tfds.load_arrays("train", data_dir=tfrecord_dir))
+    found[f"load_arrays, array_record files, {suffix}"] = timed(
+        lambda: qmnist_tfds.load_arrays("train", data_dir=array_dir))
     return {"seconds": found, "examples": sorted(examples),
             "imported_tensorflow": "tensorflow" in sys.modules}
 
 
 def prepare(work_dir: Path) -> tuple[Path, Path]:
-    """The default build and the TFRecord-only build under `work_dir`, built if missing."""
+    """The default build and the array_record build under `work_dir`, built if missing."""
     files = speed.same_pixel_files(work_dir)
     builds = work_dir / "load_arrays"
-    default_dir, tfrecord_dir = builds / "default", builds / "tfrecord_only"
-    for name, data_dir in (("qmnist/qmnist", default_dir),
-                           ("qmnist/qmnist/array_record_copy=False", tfrecord_dir)):
+    default_dir, array_dir = builds / "default", builds / "array_record"
+    for data_dir, file_format in ((default_dir, "tfrecord"), (array_dir, "array_record")):
         if not (data_dir / "qmnist" / "qmnist" / "1.0.0" / "dataset_info.json").exists():
-            print(f"building {name} into {data_dir} ...", flush=True)
-            speed.build(name, files, data_dir)
-    return default_dir, tfrecord_dir
+            print(f"building qmnist/qmnist ({file_format}) into {data_dir} ...", flush=True)
+            speed.build("qmnist/qmnist", files, data_dir, file_format)
+    return default_dir, array_dir
 
 
-def measure(default_dir: Path, tfrecord_dir: Path, repeats: int) -> dict:
+def measure(default_dir: Path, array_dir: Path, repeats: int) -> dict:
     rounds = []
     for i in range(repeats):
         print(f"round {i + 1} of {repeats} ...", flush=True)
         times = {}
         for with_tensorflow in (i % 2 == 0, i % 2 == 1):  # which goes first alternates
-            read = harness.run_child(__file__, "read", default_dir, tfrecord_dir,
+            read = harness.run_child(__file__, "read", default_dir, array_dir,
                                      int(with_tensorflow))
             if (read["examples"] != [speed.TRAIN_EXAMPLES]
                     or read["imported_tensorflow"] != with_tensorflow):
@@ -108,14 +108,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="rounds of both processes")
     args = harness.parse_args(parser)
     if args.child:
-        kind, default_dir, tfrecord_dir, with_tensorflow = args.child
+        kind, default_dir, array_dir, with_tensorflow = args.child
         assert kind == "read", kind
-        harness.answer(child_read(Path(default_dir), Path(tfrecord_dir),
+        harness.answer(child_read(Path(default_dir), Path(array_dir),
                                   with_tensorflow == "1"))
         return
-    default_dir, tfrecord_dir = prepare(args.work_dir)
+    default_dir, array_dir = prepare(args.work_dir)
     load = os.getloadavg()[0]
-    result = measure(default_dir, tfrecord_dir, args.repeats)
+    result = measure(default_dir, array_dir, args.repeats)
     print(f"machine: {speed.machine()['cpu']}; load average {load:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after; {args.repeats} rounds")
     print(format_report(result))

@@ -1,12 +1,12 @@
-"""Whole splits of a prepared `qmnist` dataset as numpy arrays, fast, without TensorFlow.
+"""Whole splits of a prepared dataset as numpy arrays, fast, without TensorFlow.
 
 `tfds.as_numpy(tfds.load(..., batch_size=-1))` parses and PNG-decodes one
 example at a time through a tf.data pipeline. `load_arrays` returns the same
-arrays several times faster, through the package's whole-split decoder
-(`qmnist_tfds.split_decoder`): from the array_record copy that a default build
-writes, as the in-memory data source decodes it, or else from the TFRecord
-files. Only a dataset whose features that decoder does not take is read
-through TFDS, with TensorFlow.
+arrays several times faster: it reads the records of the dataset's main
+format (TFRecord or array_record files) itself and decodes them with the
+package's whole-split decoder (`qmnist_tfds.split_decoder`), the one the
+in-memory data source uses. Only a dataset in another format, or whose
+features that decoder does not take, is read through TFDS, with TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from qmnist_tfds import data_source, lazy_tf, split_decoder
+from qmnist_tfds import lazy_tf, split_decoder
+
+# The file formats whose records are read here; any other is read through TFDS.
+_READABLE = (tfds.core.FileFormat.TFRECORD, tfds.core.FileFormat.ARRAY_RECORD)
 
 
 def load_arrays(
@@ -39,14 +42,8 @@ def load_arrays(
         raise FileNotFoundError(f"{full_name} is not prepared in {builder.data_dir}: build "
                                 f"it first (tfds build --imports qmnist_tfds {full_name})")
     info = builder.info
-    if tfds.core.FileFormat.ARRAY_RECORD in info.available_file_formats():
-        source = builder.as_data_source(split)
-        if isinstance(source, data_source.InMemoryDataSource):
-            found = source.arrays()
-            if found is not None:
-                return found
     features = info.features
-    if info.file_format == tfds.core.FileFormat.TFRECORD and split_decoder.decodes(features):
+    if info.file_format in _READABLE and split_decoder.decodes(features):
         instructions = info.splits[split].file_instructions
         count = sum(i.take for i in instructions)
         if not count:

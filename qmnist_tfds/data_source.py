@@ -95,16 +95,6 @@ class InMemoryDataSource(_TFDS_SOURCE):
         return split_decoder.decode(blocks, self._length, self.dataset_info.features,
                                     [key for key in self._keys if key != "image"], repr(self))
 
-    def arrays(self) -> dict[str, np.ndarray] | None:
-        """Every feature of the split as one array each (`split_decoder.as_arrays`);
-        None where this source does not serve the split from memory."""
-        if not self._fast:
-            return None
-        features = self.dataset_info.features
-        if not self._length:
-            return split_decoder.empty_arrays(features)
-        return split_decoder.as_arrays(self._load(), features)
-
     def __getitem__(self, key: SupportsIndex) -> Any:
         if not self._fast:
             return super().__getitem__(key)

@@ -118,11 +118,11 @@ def test_micro_benchmark_runs():
 
 
 def test_load_arrays_benchmark_reads_both_builds_with_and_without_tensorflow(
-        dummy_build, tfrecord_only_build):
+        dummy_build, array_record_build):
     load_arrays = load_benchmark("load_arrays")
     seconds = {}
     for with_tensorflow in (True, False):
-        read = run_benchmark_child("load_arrays", "read", dummy_build, tfrecord_only_build,
+        read = run_benchmark_child("load_arrays", "read", dummy_build, array_record_build,
                                    int(with_tensorflow))
         assert read["examples"] == [20]  # the dummy train split's rows
         assert read["imported_tensorflow"] == with_tensorflow

@@ -21,7 +21,7 @@ from array_record.python import array_record_module
 from tensorflow_datasets.core.data_sources import array_record as tfds_array_record
 
 import qmnist_tfds  # noqa: F401 (registers the builder)
-from qmnist_tfds import data_source, downloads
+from qmnist_tfds import data_source, downloads, split_decoder
 from tests.conftest import DUMMY_DATA
 
 SPLITS = {"qmnist": ["train", "test", "test10k", "test50k"], "nist": ["nist"]}
@@ -184,8 +184,9 @@ def test_records_in_another_layout_are_decoded_by_tfds(dummy_build, tmp_path):
         assert_same_example(ours[i], theirs[i])
     chunk = ours._split
     assert [chunk.own[i] for i in range(6)] == [1, 1, 1, 0, 0, 1]
-    # The whole split at once (what load_arrays returns): the same records.
-    whole = ours.arrays()  # keys in the features' order, as batch_size=-1 (test_arrays.py)
+    # The whole split at once (as load_arrays decodes it): the same records.
+    # keys in the features' order, as batch_size=-1 (test_arrays.py)
+    whole = split_decoder.as_arrays(ours._load(), ours.dataset_info.features)
     assert sorted(whole) == sorted(theirs[0])
     for key, values in whole.items():
         assert values.dtype == ours.dataset_info.features[key].np_dtype, key
@@ -223,7 +224,7 @@ def test_integers_outside_int32_are_served_by_tfds(dummy_build, tmp_path):
             assert_same_example(ours[i], expected)
     assert [ours._split.own[i] for i in range(8)] == [1, 1, 0, 1, 1, 0, 1, 1]
     assert ours[7]["writer_id"] == 2**31 - 1
-    # The whole split at once (load_arrays): TFDS's values, or the error TFDS raises.
+    # The whole split at once (as load_arrays decodes it): TFDS's values, or its error.
     errors = []
     for i in range(len(theirs)):
         try:
@@ -232,9 +233,9 @@ def test_integers_outside_int32_are_served_by_tfds(dummy_build, tmp_path):
             errors.append(error)
     if errors:
         with pytest.raises(type(errors[0])):
-            ours.arrays()
+            split_decoder.as_arrays(ours._load(), ours.dataset_info.features)
     else:
-        found = ours.arrays()
+        found = split_decoder.as_arrays(ours._load(), ours.dataset_info.features)
         for key in found:
             np.testing.assert_array_equal(
                 found[key], np.stack([np.asarray(theirs[i][key]) for i in range(len(theirs))]))

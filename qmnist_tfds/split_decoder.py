@@ -107,8 +107,8 @@ def decode(blocks: Iterable[Sequence[bytes]], count: int,
     the columns of `ints`, and `where` names the records in errors."""
     kinds = records.feature_kinds(features)
     shape = features["image"].shape
-    int32_columns = [column for column, key in enumerate(int_keys)
-                     if int_kinds(features)[key] == np.int32]
+    dtypes = int_kinds(features)
+    int32_columns = [column for column, key in enumerate(int_keys) if dtypes[key] == np.int32]
     split = DecodedSplit(np.zeros((count, *shape), dtype=np.uint8),
                          np.zeros((count, len(int_keys)), dtype=np.int64), list(int_keys),
                          memoryview(np.zeros(count, dtype=np.uint8)), {})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import struct
 import zlib
-from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 
 import numpy as np
@@ -146,24 +145,16 @@ def _inflate(view: memoryview, start: int, end: int, size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
-def own_pixels(
-    encoded: Sequence[bytes], height: int, width: int
+def own_pixels_at(
+    buffer: bytes, starts: np.ndarray, sizes: np.ndarray, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decodes the PNGs laid out as `encode_gray_pngs` writes height x width images.
+    """Decodes the PNGs that lie in `buffer` at `starts`, of `sizes` bytes, laid out
+    as `encode_gray_pngs` writes height x width images.
 
     Returns `(pixels, own)`: an (N, height, width) uint8 array and an (N,)
     mask of the PNGs decoded here. A PNG that is not exactly in that layout
     (another encoder's chunks or filters, a corrupt stream or CRC) is left out
     of the mask with zero pixels, for a full PNG decoder to handle.
-    """
-    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    return own_pixels_at(b"".join(encoded), np.cumsum(sizes) - sizes, sizes, height, width)
-
-
-def own_pixels_at(
-    buffer: bytes, starts: np.ndarray, sizes: np.ndarray, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """`own_pixels` of the PNGs that lie in `buffer` at `starts`, of `sizes` bytes.
 
     After `_own_streams`, what is left per image is one `zlib.decompress`
     call; the filter bytes are checked on all images at once. Callers that

@@ -18,7 +18,7 @@ import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
-from qmnist_tfds import downloads, idx
+from qmnist_tfds import downloads, idx, synthetic
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 from qmnist_tfds.qmnist.qmnist_dataset_builder import TEST10K_SIZE
 
@@ -163,6 +163,39 @@ def tfrecord_only_build(tmp_path_factory) -> pathlib.Path:
               builder_kwargs={"array_record_copy": False})
 
     return shared_build(tmp_path_factory, "tfrecord_only", make)
+
+
+def full_size_files(folder: pathlib.Path, upstream_dir: pathlib.Path,
+                    splits: list[str]) -> pathlib.Path:
+    """The real label files of `splits` and, beside them, blank images of the same counts
+    (the real image files are not reachable here), under the upstream names; returns
+    their checksums file."""
+    folder.mkdir(parents=True)
+    names = []
+    for split in splits:
+        labels, images = downloads.FILES[f"{split}_labels"], downloads.FILES[f"{split}_images"]
+        shutil.copy(upstream_dir / labels, folder)
+        count = len(idx.read_extended_labels(folder / labels))
+        blank = np.zeros((16_384, 28, 28), dtype=np.uint8)
+        chunks = (blank[:min(len(blank), count - start)] for start in range(0, count, len(blank)))
+        # gzip under the upstream name: the reader goes by the bytes, not the suffix.
+        idx.write_idx(folder / "images.gz", chunks, count=count)
+        (folder / "images.gz").rename(folder / images)
+        names += [labels, images]
+    checksums = folder / "checksums.tsv"
+    checksums.write_text(synthetic.checksums_tsv(folder, names))
+    return checksums
+
+
+@pytest.fixture(scope="session")
+def full_size_nist_build(upstream_dir, tmp_path_factory) -> pathlib.Path:
+    """A data_dir holding the nist config built at full size from the real label file and
+    blank images: the real NIST order, row count and shards."""
+    def make(data_dir):
+        checksums = full_size_files(data_dir / "files", upstream_dir, ["nist"])
+        build("nist", data_dir, checksums.parent, checksums)
+
+    return shared_build(tmp_path_factory, "full_size_nist", make)
 
 
 def build_tfds_mnist(dataset: str, files_dir: pathlib.Path, data_dir: pathlib.Path) -> None:

@@ -180,18 +180,19 @@ def test_records_in_another_layout_are_decoded_by_tfds(dummy_build, tmp_path):
     assert replaced[3] != records[3] and replaced[4] != records[4]
     _rewrite_records(shard, replaced)
     ours, theirs = sources(data_dir, "qmnist", "test")
-    for i in range(len(theirs)):
-        assert_same_example(ours[i], theirs[i])
+    expected = [theirs[i] for i in range(len(theirs))]  # TFDS's source, read once
+    for i, example in enumerate(expected):
+        assert_same_example(ours[i], example)
     chunk = ours._split
     assert [chunk.own[i] for i in range(6)] == [1, 1, 1, 0, 0, 1]
     # The whole split at once (as load_arrays decodes it): the same records.
     # keys in the features' order, as batch_size=-1 (test_arrays.py)
     whole = split_decoder.as_arrays(ours._load(), ours.dataset_info.features)
-    assert sorted(whole) == sorted(theirs[0])
+    assert sorted(whole) == sorted(expected[0])
     for key, values in whole.items():
         assert values.dtype == ours.dataset_info.features[key].np_dtype, key
         np.testing.assert_array_equal(
-            values, np.stack([theirs[i][key] for i in range(len(theirs))]), err_msg=key)
+            values, np.stack([example[key] for example in expected]), err_msg=key)
 
 
 def test_integers_outside_int32_are_served_by_tfds(dummy_build, tmp_path):

@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, idx, synthetic
-from tests.conftest import DUMMY_DATA, REPO_ROOT, build, shared_build
+from tests.conftest import DUMMY_DATA, REPO_ROOT, build
 
 SPLITS = {"qmnist": ["train", "test", "test10k", "test50k"], "nist": ["nist"]}
 CASES = [(config, split) for config, names in SPLITS.items() for split in names]
@@ -374,26 +374,6 @@ def test_a_build_without_fcntl(tmp_path):
     assert tfds.builder("qmnist/nist", data_dir=os.fspath(tmp_path / "data")).is_prepared()
 
 
-@pytest.fixture(scope="module")
-def nist_in_real_order(upstream_dir, tmp_path_factory):
-    """The nist config built from the real label file (blank images): the real NIST order."""
-    def make(data_dir):
-        files = tmp_path_factory.mktemp("nist_real_labels")
-        labels_name, images_name = downloads.FILES["nist_labels"], downloads.FILES["nist_images"]
-        shutil.copy(upstream_dir / labels_name, files)
-        rows = len(idx.read_extended_labels(files / labels_name))
-        chunk = np.zeros((16_384, 28, 28), dtype=np.uint8)
-        idx.write_idx(files / images_name,
-                      (chunk[:min(len(chunk), rows - done)]
-                       for done in range(0, rows, len(chunk))),
-                      count=rows)
-        (files / "checksums.tsv").write_text(synthetic.checksums_tsv(files, [labels_name,
-                                                                            images_name]))
-        build("nist", data_dir, files, files / "checksums.tsv")
-
-    return shared_build(tmp_path_factory, "nist_real_order", make)
-
-
 def _series_gap(ds, series: np.ndarray) -> float:
     """Largest gap, in percentage points, between the HSF-series mix of `ds` and `series`'s."""
     seen = np.concatenate([batch["hsf_series"] for batch in tfds.as_numpy(ds.batch(4096))])
@@ -401,21 +381,34 @@ def _series_gap(ds, series: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_nist_shuffled_read_mixes_the_hsf_series(nist_in_real_order, upstream_dir, seed):
+def test_nist_shuffled_read_mixes_the_hsf_series(full_size_nist_build, upstream_dir, seed):
     """The README's pipeline: its first 10,000 examples hold every series in its share."""
     series = idx.read_extended_labels(upstream_dir / downloads.FILES["nist_labels"])[:, 1]
-    data_dir = os.fspath(nist_in_real_order)
+    data_dir = os.fspath(full_size_nist_build)
     shuffled = tfds.load("qmnist/nist", split="nist", data_dir=data_dir, shuffle_files=True,
                          read_config=tfds.ReadConfig(shuffle_seed=seed))
     assert _series_gap(shuffled.shuffle(10_000, seed=seed).take(10_000), series) <= 2.0
     # The same buffer on the default, ordered read sees one series only.
-    ordered = tfds.load("qmnist/nist", split="nist", data_dir=data_dir)
+    ordered = tfds.load("qmnist/nist", split="nist", data_dir=data_dir,
+                        decoders=tfds.decode.PartialDecoding({"hsf_series": True}))
     assert _series_gap(ordered.shuffle(10_000, seed=seed).take(10_000), series) > 50
 
 
-def test_nist_default_read_keeps_nist_order(nist_in_real_order):
-    builder = tfds.builder("qmnist/nist", data_dir=os.fspath(nist_in_real_order))
-    assert len(builder.info.splits["nist"].shard_lengths) == 128
+def test_nist_default_read_keeps_nist_order(full_size_nist_build, upstream_dir, tmp_path):
+    """Index i of `nist` is row i of the upstream file, which is in NIST order; TFDS's
+    default read takes the 128 shards of a full-size build in order, shown on a build of
+    128 shards of 40 rows (more than the 16 records TFDS would take from each file were it
+    interleaving them) rather than by decoding all 402,953 examples."""
+    labels = idx.read_extended_labels(upstream_dir / downloads.FILES["nist_labels"])
+    np.testing.assert_array_equal(labels[:, 5], np.arange(402_953))
+    full_size = tfds.builder("qmnist/nist", data_dir=os.fspath(full_size_nist_build))
+    assert len(full_size.info.splits["nist"].shard_lengths) == 128
+    files = tmp_path / "files"
+    checksums = synthetic.write_all(files, {"nist": 128 * 40})
+    builder = build("nist", tmp_path / "data", files, checksums, num_shards=128)
+    assert builder.info.splits["nist"].shard_lengths == [40] * 128
     ds = builder.as_dataset(split="nist", batch_size=-1,
                             decoders=tfds.decode.PartialDecoding({"nist_index": True}))
-    np.testing.assert_array_equal(tfds.as_numpy(ds)["nist_index"], np.arange(402_953))
+    np.testing.assert_array_equal(
+        tfds.as_numpy(ds)["nist_index"],
+        idx.read_extended_labels(files / downloads.FILES["nist_labels"])[:, 5])

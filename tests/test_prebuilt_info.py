@@ -10,12 +10,10 @@ import os
 import socket
 import struct
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from qmnist_tfds import idx, synthetic
-from tests.conftest import DUMMY_DATA, REPO_ROOT, build
+from tests.conftest import DUMMY_DATA, REPO_ROOT, build, full_size_files
 
 CHECKSUMS = REPO_ROOT / "checksums" / "qmnist.tsv"
 # The upstream files each config reads, by file name prefix.
@@ -127,32 +125,16 @@ def test_after_a_build_info_is_the_builds(dummy_build):
     assert nist.shard_lengths == [1] * 30  # the build's shards, not the 128 shown before
 
 
-def _full_size_files(folder, upstream_dir, splits):
-    """The real label files and, beside them, blank images of the same counts (the real
-    image files are not reachable here), under the upstream names; returns their
-    checksums file."""
-    folder.mkdir()
-    for split in splits:
-        (folder / LABEL_FILES[split]).write_bytes((upstream_dir / LABEL_FILES[split]).read_bytes())
-        count = _rows(upstream_dir / LABEL_FILES[split])
-        blank = np.zeros((16_384, 28, 28), dtype=np.uint8)
-        chunks = (blank[:min(16_384, count - start)] for start in range(0, count, 16_384))
-        # gzip under the upstream name: the reader goes by the bytes, not the suffix.
-        idx.write_idx(folder / "images.gz", chunks, count=count)
-        (folder / "images.gz").rename(folder / IMAGE_FILES[split])
-    checksums = folder / "checksums.tsv"
-    names = [f[s] for s in splits for f in (LABEL_FILES, IMAGE_FILES)]
-    checksums.write_text(synthetic.checksums_tsv(folder, names))
-    return checksums
-
-
-@pytest.mark.parametrize(("config", "splits"), [("qmnist", ["train", "test"]),
-                                                ("nist", ["nist"])])
-def test_info_before_a_build_is_what_a_full_size_build_writes(
-        tmp_path, upstream_dir, config, splits):
-    checksums = _full_size_files(tmp_path / "files", upstream_dir, splits)
+@pytest.mark.parametrize("config", ["qmnist", "nist"])
+def test_info_before_a_build_is_what_a_full_size_build_writes(request, tmp_path, upstream_dir,
+                                                              config):
     before = tfds.builder(f"qmnist/{config}", data_dir=os.fspath(tmp_path / "data")).info
     expected = {name: split.shard_lengths for name, split in before.splits.items()}
-    built = build(config, tmp_path / "data", tmp_path / "files", checksums).info
+    if config == "nist":  # the suite's full-size nist build
+        data_dir = request.getfixturevalue("full_size_nist_build")
+        built = tfds.builder("qmnist/nist", data_dir=os.fspath(data_dir)).info
+    else:
+        checksums = full_size_files(tmp_path / "files", upstream_dir, ["train", "test"])
+        built = build(config, tmp_path / "data", tmp_path / "files", checksums).info
     assert _counts(built) == _counts(before)
     assert {name: split.shard_lengths for name, split in built.splits.items()} == expected

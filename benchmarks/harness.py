@@ -67,9 +67,15 @@ def ratio_text(ratio: dict[str, Any], width: int = 5) -> str:
     return f"{ratio['median']:{width}.2f}x {ratio['min']:5.2f}-{ratio['max']:.2f}x"
 
 
-def argument_parser(doc: str) -> argparse.ArgumentParser:
-    """A parser whose description is the first paragraph of `doc` (a script's docstring)."""
-    return argparse.ArgumentParser(description=doc.split("\n\n")[0])
+def argument_parser(doc: str, work_dir: Path | None = None) -> argparse.ArgumentParser:
+    """A parser whose description is the first paragraph of `doc` (a script's docstring);
+    with `work_dir`, it takes `--work-dir`, defaulting to that folder."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if work_dir is not None:
+        parser.add_argument("--work-dir", type=Path, default=work_dir,
+                            help="holds the files and builds, reused when present "
+                                 "(default: %(default)s)")
+    return parser
 
 
 def parse_args(parser: argparse.ArgumentParser,

@@ -103,8 +103,7 @@ def format_report(result: dict) -> str:
 
 
 def main() -> None:
-    parser = harness.argument_parser(__doc__)
-    parser.add_argument("--work-dir", type=Path, default=speed.WORK_DIR)
+    parser = harness.argument_parser(__doc__, work_dir=speed.WORK_DIR)
     parser.add_argument("--repeats", type=int, default=5, help="rounds of both processes")
     args = harness.parse_args(parser)
     if args.child:

@@ -288,8 +288,7 @@ def report(result: dict) -> str:
 
 
 def main() -> None:
-    parser = harness.argument_parser(__doc__)
-    parser.add_argument("--work-dir", type=Path, default=speed.WORK_DIR)
+    parser = harness.argument_parser(__doc__, work_dir=speed.WORK_DIR)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reads", type=int, default=20_000, help="random src[i] reads")
     args = harness.parse_args(parser)

@@ -314,8 +314,7 @@ def machine() -> dict:
 
 
 def main() -> None:
-    parser = harness.argument_parser(__doc__)
-    parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
+    parser = harness.argument_parser(__doc__, work_dir=WORK_DIR)
     parser.add_argument("--repeats", type=int, default=3,
                         help="builds of each dataset (qmnist and fashion_mnist alternate)")
     parser.add_argument("--read-repeats", type=int, default=7,

@@ -264,10 +264,8 @@ def machine_line() -> tuple[dict[str, Any], str]:
 
 
 def main() -> None:
-    parser = harness.argument_parser(__doc__)
-    parser.add_argument("--work-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "qmnist_stream_bench",
-                        help="same-pixel files and both builds (reused when present)")
+    parser = harness.argument_parser(
+        __doc__, work_dir=Path(tempfile.gettempdir()) / "qmnist_stream_bench")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of every timing")
     args = harness.parse_args(parser)
     if args.child:

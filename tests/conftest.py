@@ -48,6 +48,15 @@ def run_benchmark_child(name: str, *args, timeout: float = 600) -> dict:
     return harness.run_child(BENCHMARKS_DIR / f"{name}.py", *args, timeout=timeout)
 
 
+def tfrecords(paths) -> list[bytes]:
+    """Every record of the TFRecord files `paths`, in order, as TensorFlow reads them
+    (in batches: one eager tensor per record costs more than the reading)."""
+    import tensorflow as tf
+
+    dataset = tf.data.TFRecordDataset([os.fspath(p) for p in paths]).batch(4096)
+    return [record for batch in dataset.as_numpy_iterator() for record in batch.tolist()]
+
+
 def pytest_sessionstart(session):
     """With QMNIST_TFDS_TEST_INSTALLED=1 (`.ci/stack`), the package must come from an install."""
     imported = pathlib.Path(qmnist_dataset_builder.__file__).resolve()

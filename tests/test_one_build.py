@@ -10,13 +10,12 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_datasets as tfds
 from array_record.python import array_record_module
 
 import qmnist_tfds
 from qmnist_tfds import shards
-from tests.conftest import DUMMY_DATA, TESTS_DIR, build
+from tests.conftest import DUMMY_DATA, TESTS_DIR, build, tfrecords
 from tests.test_cli import tfds_in_process
 
 
@@ -26,7 +25,7 @@ def _version_dir(data_dir, config="qmnist"):
 
 def _records(paths, file_format: str) -> list[bytes]:
     if file_format == "tfrecord":
-        return [r.numpy() for r in tf.data.TFRecordDataset([os.fspath(p) for p in paths])]
+        return tfrecords(paths)
     readers = [array_record_module.ArrayRecordReader(os.fspath(p)) for p in paths]
     return [record for reader in readers for record in reader.read_all()]
 

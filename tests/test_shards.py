@@ -23,7 +23,7 @@ from tensorflow_datasets.core.utils import shard_utils
 
 from qmnist_tfds import examples, fail_fast, records, shards, tfds_internals, verify
 from qmnist_tfds.qmnist import qmnist_dataset_builder
-from tests.conftest import DUMMY_DATA, REPO_ROOT, build
+from tests.conftest import DUMMY_DATA, REPO_ROOT, build, tfrecords
 
 FORMATS = ("tfrecord", "array_record")
 
@@ -48,9 +48,9 @@ def _records(builder, split: str) -> list[tf.train.Example]:
     paths = [os.fspath(builder.data_path / name) for name in builder.info.splits[split].filenames]
     if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
         source = array_record_data_source.ArrayRecordDataSource(paths)
-        raw = [source[i] for i in range(len(source))]
+        raw = source.__getitems__(range(len(source)))
     else:
-        raw = [record.numpy() for record in tf.data.TFRecordDataset(paths)]
+        raw = tfrecords(paths)
     return [tf.train.Example.FromString(record) for record in raw]
 
 
@@ -88,7 +88,7 @@ def test_same_shards_as_tfds_writer(tmp_path, config, file_format):
 
 def _copy_records(builder, name: str) -> list[tf.train.Example]:
     source = array_record_data_source.ArrayRecordDataSource([os.fspath(builder.data_path / name)])
-    return [tf.train.Example.FromString(source[i]) for i in range(len(source))]
+    return [tf.train.Example.FromString(r) for r in source.__getitems__(range(len(source)))]
 
 
 def test_digests_name_a_changed_or_missing_shard(tmp_path, capsys):
@@ -174,7 +174,7 @@ def test_shard_count_follows_tfds_size_rule(tmp_path):
         len(flat), expected_shards)
     assert info.num_bytes == sum(map(len, flat))
     paths = [tmp_path / name for name in info.filenames]
-    read = [r.numpy() for r in tf.data.TFRecordDataset([os.fspath(p) for p in paths])]
+    read = tfrecords(paths)
     assert read == flat
 
 

@@ -151,6 +151,11 @@ def _rewrite_records(path, replacements: dict[int, bytes]) -> None:
     writer.close()
 
 
+def _whole_split(source: data_source.InMemoryDataSource) -> dict[str, np.ndarray]:
+    """The source's split decoded at once, as `load_arrays` decodes a split."""
+    return split_decoder.as_arrays(source._load(), source.dataset_info.features)
+
+
 def test_records_in_another_layout_are_decoded_by_tfds(dummy_build, tmp_path):
     """Records another writer laid out (other key order, another PNG encoder) are
     served by TFDS's own path, with the same results."""
@@ -187,7 +192,7 @@ def test_records_in_another_layout_are_decoded_by_tfds(dummy_build, tmp_path):
     assert [chunk.own[i] for i in range(6)] == [1, 1, 1, 0, 0, 1]
     # The whole split at once (as load_arrays decodes it): the same records.
     # keys in the features' order, as batch_size=-1 (test_arrays.py)
-    whole = split_decoder.as_arrays(ours._load(), ours.dataset_info.features)
+    whole = _whole_split(ours)
     assert sorted(whole) == sorted(expected[0])
     for key, values in whole.items():
         assert values.dtype == ours.dataset_info.features[key].np_dtype, key
@@ -214,32 +219,28 @@ def test_integers_outside_int32_are_served_by_tfds(dummy_build, tmp_path):
                              5: with_writer_id(records[5], -(2**31) - 1),
                              7: with_writer_id(records[7], 2**31 - 1)})
     ours, theirs = sources(data_dir, "qmnist", "train")
+    expected, errors = [], []  # TFDS's source, read once: its examples, or its errors
     for i in range(len(theirs)):
         try:
-            expected = theirs[i]
+            expected.append(theirs[i])
         except Exception as error:  # noqa: BLE001  (whatever TFDS raises, ours raises too)
+            errors.append(error)
             with pytest.raises(type(error)) as raised:
                 ours[i]
             assert str(raised.value) == str(error)
         else:
-            assert_same_example(ours[i], expected)
+            assert_same_example(ours[i], expected[-1])
     assert [ours._split.own[i] for i in range(8)] == [1, 1, 0, 1, 1, 0, 1, 1]
     assert ours[7]["writer_id"] == 2**31 - 1
     # The whole split at once (as load_arrays decodes it): TFDS's values, or its error.
-    errors = []
-    for i in range(len(theirs)):
-        try:
-            theirs[i]
-        except Exception as error:  # noqa: BLE001
-            errors.append(error)
     if errors:
         with pytest.raises(type(errors[0])):
-            split_decoder.as_arrays(ours._load(), ours.dataset_info.features)
+            _whole_split(ours)
     else:
-        found = split_decoder.as_arrays(ours._load(), ours.dataset_info.features)
+        found = _whole_split(ours)
         for key in found:
             np.testing.assert_array_equal(
-                found[key], np.stack([np.asarray(theirs[i][key]) for i in range(len(theirs))]))
+                found[key], np.stack([np.asarray(example[key]) for example in expected]))
 
 
 def test_data_source_imports_no_tensorflow(dummy_build):

@@ -14,6 +14,7 @@ from PIL import Image
 
 from qmnist_tfds import arrays, png, records, split_decoder, synthetic, tfrecord
 from qmnist_tfds.qmnist import qmnist_dataset_builder
+from tests.conftest import tfrecords
 
 
 @pytest.mark.parametrize(("name", "split"), [
@@ -75,7 +76,7 @@ def test_tfrecord_reader_gives_what_tensorflow_reads(tmp_path):
     records = [rng.bytes(int(size)) for size in rng.integers(0, 300, 50)] + [b""]
     path = tmp_path / "records.tfrecord"
     _write_tfrecord(path, records)
-    by_tf = [record.numpy() for record in tf.data.TFRecordDataset(os.fspath(path))]
+    by_tf = tfrecords([path])
     assert by_tf == records
     blocks = list(tfrecord.read_blocks(path, 0, len(records), 8))
     assert [len(block) for block in blocks] == [8] * 6 + [3]

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import harness
 
@@ -141,8 +142,8 @@ def _peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def _register_local_checksums(builder_cls, url_base: str, files: Path, names: list[str]) -> None:
-    """Makes `builder_cls` accept the local copies of its files (benchmark only)."""
+def _local_url_infos(url_base: str, files: Path, names: list[str]) -> dict:
+    """TFDS url infos under which a builder accepts the local copies of its files."""
     import hashlib
 
     from tensorflow_datasets.core.download import checksums
@@ -152,9 +153,7 @@ def _register_local_checksums(builder_cls, url_base: str, files: Path, names: li
         data = (files / name).read_bytes()
         infos[url_base + name] = checksums.UrlInfo(
             size=len(data), checksum=hashlib.sha256(data).hexdigest(), filename=name)
-    builder_cls.url_infos = infos
-
-
+    return infos
 
 
 def child_build(dataset: str, files: Path, data_dir: Path, file_format: str,
@@ -163,7 +162,8 @@ def child_build(dataset: str, files: Path, data_dir: Path, file_format: str,
 
     TensorFlow is imported before the build's clock starts, as `tfds build`
     does; with `import_tensorflow=False`, only if the build itself imports it
-    (then inside the build's time), as a Python process that builds does.
+    (then inside the build's time), as a Python process that builds does. What
+    it patches to accept the local files is undone on return.
     """
     start = time.perf_counter()
     if import_tensorflow:
@@ -171,31 +171,36 @@ def child_build(dataset: str, files: Path, data_dir: Path, file_format: str,
     import tensorflow_datasets as tfds
 
     import_seconds = time.perf_counter() - start
-    if dataset.startswith("qmnist"):
-        from etils import epath
+    with contextlib.ExitStack() as patches:
+        if dataset.startswith("qmnist"):
+            from etils import epath
 
-        from qmnist_tfds import downloads
+            from qmnist_tfds import downloads
 
-        # These files carry their own checksums; the real ones would reject them.
-        downloads.checksums_file = lambda: epath.Path(files / "checksums.tsv")
-    else:
-        from tensorflow_datasets.image_classification import mnist
+            # These files carry their own checksums; the real ones would reject them.
+            patches.enter_context(mock.patch.object(
+                downloads, "checksums_file", lambda: epath.Path(files / "checksums.tsv")))
+        else:
+            from tensorflow_datasets.image_classification import mnist
 
-        from qmnist_tfds import idx
+            from qmnist_tfds import idx
 
-        _register_local_checksums(mnist.FashionMNIST, mnist.FashionMNIST.URL, files,
-                                  sorted(p.name for p in files.glob("*-ubyte.gz")))
-        # The builder reads as many images as its module says a split holds; a
-        # smaller set of files in the same layout (the tests') says its own.
-        for split, name in (("TRAIN", "train"), ("TEST", "t10k")):
-            with idx.IdxReader(files / f"{name}-images-idx3-ubyte.gz") as reader:
-                setattr(mnist, f"_{split}_EXAMPLES", reader.header.count)
-    builder = tfds.builder(dataset, data_dir=os.fspath(data_dir), file_format=file_format)
-    cpu = time.process_time()
-    start = time.perf_counter()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(files)))
-    seconds = time.perf_counter() - start
+            patches.enter_context(mock.patch.object(
+                mnist.FashionMNIST, "url_infos",
+                _local_url_infos(mnist.FashionMNIST.URL, files,
+                                 sorted(p.name for p in files.glob("*-ubyte.gz")))))
+            # The builder reads as many images as its module says a split holds; a
+            # smaller set of files in the same layout (the tests') says its own.
+            for split, name in (("TRAIN", "train"), ("TEST", "t10k")):
+                with idx.IdxReader(files / f"{name}-images-idx3-ubyte.gz") as reader:
+                    patches.enter_context(mock.patch.object(
+                        mnist, f"_{split}_EXAMPLES", reader.header.count))
+        builder = tfds.builder(dataset, data_dir=os.fspath(data_dir), file_format=file_format)
+        cpu = time.process_time()
+        start = time.perf_counter()
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(files)))
+        seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
         "cpu_seconds": time.process_time() - cpu,

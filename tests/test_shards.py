@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tensorflow_datasets.core import example_serializer, naming, writer
 from tensorflow_datasets.core.utils import shard_utils
 
-from qmnist_tfds import examples, fail_fast, records, shards, tfds_internals, verify
+from qmnist_tfds import downloads, examples, fail_fast, records, shards, tfds_internals, verify
 from qmnist_tfds.qmnist import qmnist_dataset_builder
 from tests.conftest import DUMMY_DATA, REPO_ROOT, build, tfrecords
 
@@ -138,12 +138,13 @@ def test_a_changed_tfds_internal_takes_tfds_writer_path(tmp_path, monkeypatch):
 
 
 def test_shard_count_follows_download_config(tmp_path):
-    ours = _build(tmp_path / "ours", "qmnist", "tfrecord", num_shards=3)
-    theirs = _build(tmp_path / "tfds", "qmnist", "tfrecord", tfds_path=True, num_shards=3)
-    assert all(len(info.shard_lengths) == 3 for info in ours.info.splits.values())
+    """On the 30 dummy nist rows, which a default build writes as 30 shards."""
+    ours = _build(tmp_path / "ours", "nist", "tfrecord", num_shards=3)
+    theirs = _build(tmp_path / "tfds", "nist", "tfrecord", tfds_path=True, num_shards=3)
+    assert ours.info.splits["nist"].shard_lengths == [10, 10, 10]
     _same_splits(ours, theirs)
-    labels = examples.read_checked_labels(DUMMY_DATA / "qmnist-train-labels-idx2-int.gz")
-    loaded = tfds.as_numpy(ours.as_dataset(split="train", batch_size=-1))
+    labels = examples.read_checked_labels(DUMMY_DATA / downloads.FILES["nist_labels"])
+    loaded = tfds.as_numpy(ours.as_dataset(split="nist", batch_size=-1))
     np.testing.assert_array_equal(loaded["nist_index"], labels[:, 5])
 
 

@@ -15,11 +15,12 @@ import threading
 import time
 
 import pytest
+import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import downloader
 
 from qmnist_tfds import fail_fast
 from tests.conftest import REPO_ROOT
-from tests.test_cli import _tfds_command
+from tests.test_cli import _tfds_command, tfds_in_process
 
 CHECKSUMS = REPO_ROOT / "checksums" / "qmnist.tsv"
 LIMIT = 24  # seconds, TensorFlow's import (about 6 of them) included
@@ -36,28 +37,17 @@ def _qmnist_files() -> list[str]:
         return [row[3] for row in csv.reader(f, delimiter="\t") if row[3].startswith("qmnist-")]
 
 
-@pytest.mark.parametrize("source", ["unresolvable", "refused"])
-def test_tfds_build_fails_fast_with_the_message_last(tmp_path, monkeypatch, source):
-    if source == "unresolvable":
+def _source(kind: str) -> tuple[str, str]:
+    """(mirror URL, the cause the message gives) of an unreachable source of `kind`."""
+    if kind == "unresolvable":
         host = "qmnist-tfds.invalid"
-        url = f"http://{host}/qmnist/"
-        cause = f"(cannot resolve the host name {host}: "
-    else:
-        port = _closed_port()
-        url = f"http://127.0.0.1:{port}/qmnist/"
-        cause = f"(connection refused by 127.0.0.1:{port})."
-    monkeypatch.setenv("QMNIST_TFDS_MIRROR", url)
-    data_dir = tmp_path / "data"
-    command, env = _tfds_command("qmnist/qmnist", "--data_dir", os.fspath(data_dir))
-    env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr in the order a terminal shows them
-    start = time.monotonic()
-    result = subprocess.run(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, timeout=300)
-    elapsed = time.monotonic() - start
-    output = result.stdout
-    assert result.returncode != 0
-    assert elapsed < LIMIT, (elapsed, output[-3000:])
-    lines = output.rstrip().splitlines()
+        return f"http://{host}/qmnist/", f"(cannot resolve the host name {host}: "
+    port = _closed_port()
+    return f"http://127.0.0.1:{port}/qmnist/", f"(connection refused by 127.0.0.1:{port})."
+
+
+def _assert_message_then_help(lines: list[str], url: str, cause: str) -> None:
+    """The package's message in `lines`, followed by its help and nothing else."""
     first = next(i for i, line in enumerate(lines) if "Could not download the files" in line)
     error, message = lines[first].split(": ", 1)
     assert error.endswith("DownloadError")
@@ -74,12 +64,53 @@ def test_tfds_build_fails_fast_with_the_message_last(tmp_path, monkeypatch, sour
         "     QMNIST_TFDS_MIRROR=URL tfds build --imports qmnist_tfds qmnist/qmnist",
         "     (in Python: tfds.load('qmnist/qmnist', builder_kwargs={'mirror_url': URL})).",
     ]
+
+
+def _assert_nothing_left(data_dir) -> None:
+    assert list(data_dir.rglob("*.tmp.*")) == []
+    assert not list(data_dir.glob("qmnist/qmnist/1.0.0*"))
+
+
+def test_tfds_build_fails_fast_with_the_message_last(tmp_path, monkeypatch):
+    """The `tfds` command as a user runs it, on a closed port: its output as a terminal
+    shows it, the package's message and help last."""
+    url, cause = _source("refused")
+    monkeypatch.setenv("QMNIST_TFDS_MIRROR", url)
+    data_dir = tmp_path / "data"
+    command, env = _tfds_command("qmnist/qmnist", "--data_dir", os.fspath(data_dir))
+    env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr in the order a terminal shows them
+    start = time.monotonic()
+    result = subprocess.run(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=300)
+    elapsed = time.monotonic() - start
+    output = result.stdout
+    assert result.returncode != 0
+    assert elapsed < LIMIT, (elapsed, output[-3000:])
+    _assert_message_then_help(output.rstrip().splitlines(), url, cause)
     assert "Retrying" not in output
     assert "urllib3" not in output  # no chain of nested connection errors
     assert ("Downloading and preparing dataset 19.49 MiB (download: 19.49 MiB, generated: "
             "Unknown size, total: 19.49 MiB)") in output
-    assert list(data_dir.rglob("*.tmp.*")) == []
-    assert not list(data_dir.glob("qmnist/qmnist/1.0.0*"))
+    _assert_nothing_left(data_dir)
+
+
+@pytest.mark.parametrize("kind", ["unresolvable", "refused"])
+def test_each_cause_is_named_in_a_few_words(tmp_path, monkeypatch, caplog, kind):
+    """The same command through its code in this process: the error it raises, for a
+    host no resolver knows and for a closed port, with no retry logged."""
+    url, cause = _source(kind)
+    monkeypatch.setenv("QMNIST_TFDS_MIRROR", url)
+    caplog.set_level(logging.WARNING)
+    data_dir = tmp_path / "data"
+    start = time.monotonic()
+    with pytest.raises(tfds.download.DownloadError) as error:
+        tfds_in_process("build", "--imports", "qmnist_tfds", "qmnist/qmnist",
+                        "--data_dir", os.fspath(data_dir))
+    assert time.monotonic() - start < LIMIT
+    _assert_message_then_help(f"{type(error.value).__name__}: {error.value}".splitlines(),
+                              url, cause)
+    assert not any("Retrying" in record.getMessage() for record in caplog.records)
+    _assert_nothing_left(data_dir)
 
 
 def _upstream_order(name: str) -> tuple[int, int]:

@@ -196,6 +196,11 @@ def full_size_files(folder: pathlib.Path, upstream_dir: pathlib.Path,
     return checksums
 
 
+# The tests that read `full_size_nist_build` run on one pytest-xdist worker: the
+# other worker goes on with its tests rather than wait for that build.
+FULL_SIZE_NIST = pytest.mark.xdist_group("full_size_nist")
+
+
 @pytest.fixture(scope="session")
 def full_size_nist_build(upstream_dir, tmp_path_factory) -> pathlib.Path:
     """A data_dir holding the nist config built at full size from the real label file and

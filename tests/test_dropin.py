@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from qmnist_tfds import downloads, idx, synthetic
-from tests.conftest import DUMMY_DATA, REPO_ROOT, build
+from tests.conftest import DUMMY_DATA, FULL_SIZE_NIST, REPO_ROOT, build
 
 SPLITS = {"qmnist": ["train", "test", "test10k", "test50k"], "nist": ["nist"]}
 CASES = [(config, split) for config, names in SPLITS.items() for split in names]
@@ -382,6 +382,7 @@ def _series_gap(ds, series: np.ndarray) -> float:
     return max(abs(np.mean(seen == s) - np.mean(series == s)) * 100 for s in np.unique(series))
 
 
+@FULL_SIZE_NIST
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_nist_shuffled_read_mixes_the_hsf_series(full_size_nist_build, upstream_dir, seed):
     """The README's pipeline: its first 10,000 examples hold every series in its share.
@@ -397,6 +398,7 @@ def test_nist_shuffled_read_mixes_the_hsf_series(full_size_nist_build, upstream_
     assert _series_gap(ordered.shuffle(10_000, seed=seed).take(10_000), series) > 50
 
 
+@FULL_SIZE_NIST
 def test_nist_default_read_keeps_nist_order(full_size_nist_build, upstream_dir, tmp_path):
     """Index i of `nist` is row i of the upstream file, which is in NIST order; TFDS's
     default read takes the 128 shards of a full-size build in order, shown on a build of

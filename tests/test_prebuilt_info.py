@@ -13,7 +13,7 @@ import struct
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.conftest import DUMMY_DATA, REPO_ROOT, build, full_size_files
+from tests.conftest import DUMMY_DATA, FULL_SIZE_NIST, REPO_ROOT, build, full_size_files
 
 CHECKSUMS = REPO_ROOT / "checksums" / "qmnist.tsv"
 # The upstream files each config reads, by file name prefix.
@@ -125,7 +125,7 @@ def test_after_a_build_info_is_the_builds(dummy_build):
     assert nist.shard_lengths == [1] * 30  # the build's shards, not the 128 shown before
 
 
-@pytest.mark.parametrize("config", ["qmnist", "nist"])
+@pytest.mark.parametrize("config", ["qmnist", pytest.param("nist", marks=FULL_SIZE_NIST)])
 def test_info_before_a_build_is_what_a_full_size_build_writes(request, tmp_path, upstream_dir,
                                                               config):
     before = tfds.builder(f"qmnist/{config}", data_dir=os.fspath(tmp_path / "data")).info

@@ -1,6 +1,6 @@
 """CPU cost of the build's two hot steps on Fashion-MNIST images, before and after.
 
-    python benchmarks/micro.py [--rounds N]
+    python benchmarks/micro.py [--rounds N] [--images N]
 
 - Serializing 60,000 records of the `qmnist` features: one `tf.train.Example`
   protobuf per record (the serializer's former method) vs
@@ -14,6 +14,9 @@
 
 Process CPU time, the best of N rounds, the contenders alternating, so that a
 busy machine disturbs the comparison less than wall-clock time would.
+`--images N` takes the first N training images (and records) instead of
+60,000, a quick check that every step runs: the figures stay per record, per
+image and per 60,000 images.
 """
 
 from __future__ import annotations
@@ -55,14 +58,17 @@ def best_cpu_seconds(tasks: dict, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = harness.argument_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--images", type=int, default=60_000,
+                        help="the first N training images (at most 60,000)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
+    import tensorflow  # noqa: F401 (the protobuf serializer's: imported before any clock)
 
     from qmnist_tfds import examples, idx, png, records
     from qmnist_tfds.qmnist import qmnist_dataset_builder
 
-    images = idx.read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz")
+    images = idx.read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz")[:args.images]
     encoded = png.encode_gray_pngs(images)
     labels = np.zeros((len(images), idx.EXTENDED_LABEL_COLUMNS), dtype=np.int32)
     rng = np.random.default_rng(0)
@@ -77,20 +83,22 @@ def main() -> None:
         "numpy": lambda: [serializer.serialize(c) for c in chunks],
     }, args.rounds)
     for name, seconds in cpu.items():
-        print(f"serialize 60,000 records, {name:9} {seconds / len(images) * 1e6:6.2f} us/record")
+        print(f"serialize {len(images):,} records, {name:9} "
+              f"{seconds / len(images) * 1e6:6.2f} us/record")
     sample = images[:10_000]
     levels = {6: None, png.COMPRESSION_LEVEL: None, 1: None}
     cpu = best_cpu_seconds({level: lambda level=level: png.encode_gray_pngs(sample, level=level)
                             for level in levels}, args.rounds)
     for level, seconds in cpu.items():
         size = np.mean([len(p) for p in png.encode_gray_pngs(sample, level=level)])
-        print(f"PNG-encode 10,000 images, zlib level {level}  "
+        print(f"PNG-encode {len(sample):,} images, zlib level {level}  "
               f"{seconds / len(sample) * 1e6:6.2f} us/image, mean {size:.1f} bytes")
     build_steps(serializer, chunks, args.rounds)
 
 
 def build_steps(serializer, chunks, rounds: int) -> None:
-    """CPU seconds of the build's steps other than PNG encoding, per 60,000 images."""
+    """CPU seconds of the build's steps other than PNG encoding, per 60,000 images (the
+    records' writing and digest scaled from those of `chunks`)."""
     import hashlib
     import tempfile
 
@@ -99,6 +107,7 @@ def build_steps(serializer, chunks, rounds: int) -> None:
     from qmnist_tfds import idx
 
     records = [record for chunk in chunks for record in serializer.serialize(chunk)]
+    scale = 60_000 / len(records)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "records.tfrecord")
 
@@ -108,13 +117,15 @@ def build_steps(serializer, chunks, rounds: int) -> None:
                     writer.write(record)
 
         write()
-        cpu = best_cpu_seconds({
+        cpu = best_cpu_seconds({  # the whole file: 60,000 images
             "read the gzipped IDX images (idx.read_idx)":
                 lambda: idx.read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz"),
+        }, rounds)
+        cpu |= {name: seconds * scale for name, seconds in best_cpu_seconds({
             "write the records (tf.io.TFRecordWriter)": write,
             "SHA-256 of the written file":
                 lambda: hashlib.sha256(Path(path).read_bytes()).hexdigest(),
-        }, rounds)
+        }, rounds).items()}
     for name, seconds in cpu.items():
         print(f"{name:45} {seconds:6.3f} s CPU per 60,000 images")
 

@@ -113,11 +113,11 @@ def test_micro_benchmark_runs(monkeypatch, capsys):
         pytest.skip(f"Debian's Fashion-MNIST files are not in {FASHION_MNIST_DIR}")
     # Its `main` in this process, which has imported TensorFlow already: the script
     # measures CPU time of steps, not a fresh process.
-    monkeypatch.setattr(sys, "argv", ["micro.py", "--rounds", "1"])
+    monkeypatch.setattr(sys, "argv", ["micro.py", "--rounds", "1", "--images", "3000"])
     load_benchmark("micro").main()
     lines = capsys.readouterr().out.splitlines()
-    assert sum("us/record" in line for line in lines) == 2
-    assert sum("us/image" in line for line in lines) == 3
+    assert sum("serialize 3,000 records" in line and "us/record" in line for line in lines) == 2
+    assert sum("PNG-encode 3,000 images" in line and "us/image" in line for line in lines) == 3
     assert sum("s CPU per 60,000 images" in line for line in lines) == 3
 
 

@@ -1,13 +1,14 @@
 """Faults: a build killed mid-write, and two builds racing for the same data_dir.
 
-The builds killed or racing are `tfds build` commands in processes of their own;
-the rerun goes through the command's code in this process
-(`tests.test_cli.tfds_in_process`). What a build must hold is read from the
-files it was built from.
+The build killed, and the first of the two racing, are `tfds build` commands in
+processes of their own; the rerun and the second build go through the command's
+code in this process (`tests.test_cli.tfds_in_process`). What a build must hold
+is read from the files it was built from.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -68,16 +69,22 @@ def _start(files, data_dir, log) -> subprocess.Popen:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def _wait_for_staging(process: subprocess.Popen, config_dir) -> None:
+    """Returns once `process` has begun staging its build in `config_dir` (TFDS's
+    `incomplete.*` folder, made under the build lock), failing if it ends first."""
+    deadline = time.monotonic() + 120
+    while not list(config_dir.glob("incomplete.*")):
+        assert process.poll() is None, "the build ended before its staging was seen"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_killed_build_then_rerun_equals_an_uninterrupted_build(nist_files, expected, tmp_path):
     data_dir = tmp_path / "data"
     config_dir = data_dir / "qmnist" / "nist"
     process = _start(nist_files, data_dir, tmp_path / "killed.log")
     try:
-        deadline = time.monotonic() + 120
-        while not list(config_dir.glob("incomplete.*")):  # staging has begun
-            assert process.poll() is None, "the build ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        _wait_for_staging(process, config_dir)
         time.sleep(1.0)  # into the writing of examples
         assert process.poll() is None, "the build ended before it could be killed"
     finally:
@@ -94,18 +101,28 @@ def test_killed_build_then_rerun_equals_an_uninterrupted_build(nist_files, expec
         ["1.0.0", *(p.name for p in leftovers)])
 
 
-def test_two_builds_at_once_give_one_valid_dataset(nist_files, expected, tmp_path):
+def test_two_builds_at_once_give_one_valid_dataset(nist_files, expected, tmp_path, caplog):
+    """A `tfds build` process, and while it writes, the same command in this process:
+    the second waits for the first, then reuses what it prepared."""
+    # The command's modules, imported now, so that the second build reaches the lock
+    # within a moment of the first one's staging, while the first still writes.
+    from tensorflow_datasets.scripts.cli import main  # noqa: F401
+
     data_dir = tmp_path / "data"
-    logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    first, second = (_start(nist_files, data_dir, log) for log in logs)
+    log = tmp_path / "first.log"
+    first = _start(nist_files, data_dir, log)
     try:
-        codes = [p.wait(timeout=600) for p in (first, second)]
+        _wait_for_staging(first, data_dir / "qmnist" / "nist")
+        assert first.poll() is None, "the first build ended before the second began"
+        caplog.set_level(logging.INFO)
+        _tfds_build(*_args(nist_files, data_dir), checksums=nist_files / "checksums.tsv")
+        code = first.wait(timeout=600)
     finally:
-        for p in (first, second):
-            p.kill()
-            p.wait()
-    outputs = [log.read_text(errors="replace") for log in logs]
-    assert codes == [0, 0], [output[-2000:] for output in outputs]
-    assert sum("Reusing dataset qmnist" in output for output in outputs) == 1
+        first.kill()
+        first.wait()
+    output = log.read_text(errors="replace")
+    assert code == 0, output[-2000:]
+    assert "Reusing dataset qmnist" not in output
+    assert "Reusing dataset qmnist" in caplog.text
     _assert_built(data_dir, expected)
     assert not list((data_dir / "qmnist" / "nist").glob("incomplete.*"))

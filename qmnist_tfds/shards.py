@@ -32,12 +32,13 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from qmnist_tfds import examples, idx, lazy_tf, records, tfds_internals
+from qmnist_tfds import examples, idx, records, tfds_internals, tfrecord
 
 # Formats whose TFDS writer needs no per-record index file.
 FILE_FORMATS = frozenset({tfds.core.FileFormat.TFRECORD, tfds.core.FileFormat.ARRAY_RECORD})
 
 DIGESTS_SUFFIX = ".sha256"
+_COPY_BLOCK = 1024  # records read at a time from a shard being copied
 
 
 def _sha256(path) -> str:
@@ -145,20 +146,17 @@ def copy_writer(filename_template, file_format: tfds.core.FileFormat) -> tuple[A
             tfds.core.ExampleWriter(file_format))
 
 
-def copy_shards(split_info: tfds.core.SplitInfo, file_format: tfds.core.FileFormat,
-                records_of) -> None:
-    """Writes the shards of `split_info` again in `file_format`, record for record.
-
-    `records_of(path)` iterates over the serialized records of one shard.
-    For splits written by TFDS's own writer path, which writes one format.
-    """
+def copy_shards(split_info: tfds.core.SplitInfo, file_format: tfds.core.FileFormat) -> None:
+    """Writes the TFRecord shards of `split_info` again in `file_format`, record for
+    record. For splits written by TFDS's own writer path, which writes one format."""
     template = split_info.filename_template
     copy, example_writer = copy_writer(template, file_format)
     count = len(split_info.shard_lengths)
-    for index in range(count):
-        shard = records_of(template.sharded_filepath(shard_index=index, num_shards=count))
+    for index, length in enumerate(split_info.shard_lengths):
+        path = template.sharded_filepath(shard_index=index, num_shards=count)
+        blocks = tfrecord.read_blocks(path, 0, length, _COPY_BLOCK)
         example_writer.write(copy.sharded_filepath(shard_index=index, num_shards=count),
-                             enumerate(shard))
+                             enumerate(record for block in blocks for record in block))
 
 
 def fast_writer_takes(builder: tfds.core.DatasetBuilder,
@@ -194,10 +192,8 @@ def generate_splits(builder, dl_manager, download_config, *, tfds_step, example_
     if example_writer is None:
         split_infos = tfds_step(dl_manager, download_config)
         if copies:
-            tf = lazy_tf.tensorflow()  # TFDS's step wrote TFRecord files with it
             for split_info in split_infos:
-                copy_shards(split_info, array_record, lambda path: (
-                    record.numpy() for record in tf.data.TFRecordDataset(path)))
+                copy_shards(split_info, array_record)
         return split_infos
     serializer = records.ScalarExampleSerializer(builder.info.features)
     return [
